@@ -1,0 +1,135 @@
+"""Run the book: every chapter through papermill with one set of parameters, then ``jupyter-book build``.
+
+The executed notebooks are staged in ``<out>/_build/executed`` beside copies of ``_config.yml`` and ``_toc.yml``,
+so the sources in ``book/`` stay free of outputs, and the HTML goes to ``<out>/_build/html``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm.auto import tqdm
+
+#: The parameters every chapter's ``parameters`` cell defines.
+CHAPTER_PARAMETERS = ("dataset", "data_dir", "model", "device", "seed", "profile", "artifacts_dir")
+
+_VERSIONED = ("mifgsm", "torch", "numpy", "scikit-learn", "dlib-bin", "papermill", "jupyter-book")
+
+
+def repo_root() -> Path:
+    """The project root (the folder holding ``_toc.yml``)."""
+    here = Path(__file__).resolve().parent.parent
+    if not (here / "_toc.yml").is_file():
+        raise FileNotFoundError(f"{here / '_toc.yml'}: not found; run `mifgsm book` from a clone of the repository")
+    return here
+
+
+def toc_chapters(root: Path) -> list[str]:
+    """The chapters in ``_toc.yml`` order, as paths relative to ``root`` without suffix."""
+    toc_path = root / "_toc.yml"
+    toc = yaml.safe_load(toc_path.read_text())
+    if not isinstance(toc, dict) or "root" not in toc:
+        raise ValueError(f"{toc_path}: expected a jb-book table of contents with a 'root' entry")
+    files = [toc["root"]]
+    for part in [toc] + list(toc.get("parts", [])):
+        files += [entry["file"] for entry in part.get("chapters", []) if "file" in entry]
+    return files
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages that produce the book's numbers."""
+    found = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def staging_dir(out: Path) -> Path:
+    """Where the executed notebooks of a run are staged for the build."""
+    return out / "_build" / "executed"
+
+
+def run_chapters(
+    root: Path,
+    out: Path,
+    parameters: Mapping[str, Any],
+    chapters: Iterable[str] | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Execute chapters with papermill into ``out/_build/executed``; returns the executed notebooks."""
+    import papermill as pm
+
+    unknown = set(parameters) - set(CHAPTER_PARAMETERS)
+    if unknown:
+        raise ValueError(f"unknown chapter parameters {sorted(unknown)}; expected a subset of {list(CHAPTER_PARAMETERS)}")
+    all_chapters = toc_chapters(root)
+    selected = list(chapters) if chapters else all_chapters
+    missing = [c for c in selected if c not in all_chapters]
+    if missing:
+        raise ValueError(f"chapters {missing} are not in {root / '_toc.yml'}; known: {all_chapters}")
+    src = staging_dir(out)
+    src.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, src / name)
+    run_info = {"parameters": dict(parameters), "versions": versions()}
+    (src / "run_info.json").write_text(json.dumps(run_info, indent=2, default=str))
+    executed = []
+    for chapter in tqdm(selected, desc="chapters", disable=not progress):
+        target = src / f"{chapter}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pm.execute_notebook(
+            str(root / f"{chapter}.ipynb"),
+            str(target),
+            parameters=dict(parameters),
+            cwd=str(root),
+            progress_bar=False,
+            kernel_name="python3",
+        )
+        executed.append(target)
+    # Chapters not executed in this run are still needed by the table of contents: stage their sources.
+    for chapter in set(all_chapters) - set(selected):
+        target = src / f"{chapter}.ipynb"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / f"{chapter}.ipynb", target)
+    return executed
+
+
+def build_html(out: Path) -> Path:
+    """``jupyter-book build`` of the staged notebooks, warnings as errors; returns ``index.html``."""
+    src = staging_dir(out)
+    exe = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(src), "--path-output", str(out), "-W", "--keep-going", "--all"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    index = out / "_build" / "html" / "index.html"
+    if not index.is_file():
+        raise RuntimeError(f"jupyter-book build finished but {index} is missing")
+    return index
+
+
+def run_table(parameters: Mapping[str, Any]) -> str:
+    """A Markdown table of a run's parameters and package versions, shown at the end of every chapter."""
+    rows = [("parameter", k, v) for k, v in parameters.items()] + [("version", k, v) for k, v in versions().items()]
+    lines = ["| kind | name | value |", "|---|---|---|"] + [f"| {a} | `{b}` | `{c}` |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def show_run(parameters: Mapping[str, Any]) -> None:
+    """Display :func:`run_table` in a notebook, so the rendered book says what produced its numbers."""
+    from IPython.display import Markdown, display
+
+    display(Markdown("**This page was produced by:**\n\n" + run_table(parameters)))
