@@ -218,7 +218,9 @@ class MultiIVE(_IncrementalEliminationMixin, OneToOneFeatureMixin, TransformerMi
     verification distance between protected templates equals the distance between their domain
     coordinates over the kept components: the verification metric stays meaningful and comparable with
     the unprotected templates. (Zeroing a PCA coordinate replaces it by the training mean along that
-    axis.) ICA components have no order, so ``domain="ica"`` takes ``n_locked=0``, as the authors did.
+    axis.) The domain is learned once and the eliminations accumulate in it, as in the authors' evaluation
+    script. ICA components have no order, so ``domain="ica"`` takes ``n_locked=0`` (the authors lock
+    components only in their PCA settings).
 
     Parameters
     ----------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "sensitive_steps": 4,        # Fig. 4 (paper: 50)
         "cv_folds": 3,
         "tsne_points": 300,
+        "verification_folds": 1,     # pairs folds attacked for the EER (of 10)
+        "max_images": {"utkface": 1500},  # a seeded random sample of these datasets
     },
     "default": {
         "subset_size": 2000,
@@ -29,6 +33,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "sensitive_steps": 10,
         "cv_folds": 3,
         "tsne_points": 1500,
+        "verification_folds": 10,
+        "max_images": {},
     },
     "paper": {
         "subset_size": 5000,
@@ -37,6 +43,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "sensitive_steps": 50,
         "cv_folds": 3,
         "tsne_points": 5000,
+        "verification_folds": 10,
+        "max_images": {},
     },
 }
 
@@ -120,3 +128,14 @@ class RunConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads (tiny networks train fastest on one), then restore."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -126,19 +126,19 @@ class _Reader:
             raise ValueError(f"{self.path}: expected a bool ('0' or '1') at byte {self.pos - 1}, found {byte!r}")
         return byte == b"1"
 
-    def _version(self, expected: int, what: str) -> None:
+    def expect_version(self, expected: int, what: str) -> None:
         version = self.integer()
         if version != expected:
             raise ValueError(f"{self.path}: {what} has version {version} at byte {self.pos}, expected {expected}")
 
     def tensor(self) -> np.ndarray:
-        self._version(2, "a tensor")
+        self.expect_version(2, "a tensor")
         shape = tuple(self.integer() for _ in range(4))
         count = int(np.prod(shape))
         return np.frombuffer(self._take(4 * count, "tensor data"), dtype="<f4").reshape(shape).astype(np.float32)
 
     def alias(self) -> tuple[int, int, int, int]:
-        self._version(1, "an alias tensor")
+        self.expect_version(1, "an alias tensor")
         return tuple(self.integer() for _ in range(4))  # type: ignore[return-value]
 
 
@@ -207,7 +207,7 @@ def parse_dlib_dat(path: str | Path) -> DlibNetFile:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such dlib network file (expected {DLIB_RESNET_FILE})")
     r = _Reader(path.read_bytes(), path)
-    r._version(1, "add_loss_layer")
+    r.expect_version(1, "add_loss_layer")
     loss = r.string()
     if not loss.startswith("loss_metric"):
         raise ValueError(f"{path}: loss layer is {loss!r}, expected loss_metric_2 (a dlib metric network)")

@@ -10,6 +10,7 @@ therefore run alone: it computes what is missing and reuses the rest.
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -17,9 +18,9 @@ import numpy as np
 import torch
 
 from mifgsm_lib import attacks, classifiers, data, face_models, mi
-from mifgsm_lib.alignment import align_faces
+from mifgsm_lib.alignment import align_faces, preprocessing
 from mifgsm_lib.cache import ArtifactCache
-from mifgsm_lib.config import RunConfig
+from mifgsm_lib.config import RunConfig, torch_threads
 
 CHIPS_VERSION = 1
 TEMPLATES_VERSION = 1
@@ -37,13 +38,28 @@ def cache(cfg: RunConfig) -> ArtifactCache:
 
 
 @lru_cache(maxsize=8)
-def _load_dataset(name: str, data_dir: str) -> data.FaceDataset:
-    return data.load_dataset(name, data_dir)
+def _load_dataset(name: str, data_dir: str, max_images: int | None, seed: int) -> data.FaceDataset:
+    ds = data.load_dataset(name, data_dir)
+    if max_images is not None and max_images < len(ds):
+        keep = np.sort(np.random.default_rng(seed).permutation(len(ds))[:max_images])
+        ds = ds.subset(keep)
+    return ds
 
 
 def dataset(cfg: RunConfig, name: str | None = None) -> data.FaceDataset:
-    """The configured dataset (or another one by ``name``) from the configured data folder."""
-    return _load_dataset(name or cfg.dataset, str(data.dataset_dir(name or cfg.dataset, cfg.data_path)))
+    """The configured dataset (or another one by ``name``) from the configured data folder.
+
+    Where the profile sets ``max_images`` for the dataset (the quick profile, for UTKFace), a seeded random
+    sample of that many images.
+    """
+    name = name or cfg.dataset
+    max_images = cfg.sizes.get("max_images", {}).get(name)
+    return _load_dataset(name, str(cfg.data_path), max_images, cfg.seed)
+
+
+def pairs(cfg: RunConfig, name: str | None = None) -> data.Pairs:
+    """The dataset's verification pairs (LFW: pairs.txt; AgeDB-30; the LFW protocol elsewhere)."""
+    return data.dataset_pairs(dataset(cfg, name), seed=cfg.seed)
 
 
 def dataset_key(ds: data.FaceDataset) -> dict[str, Any]:
@@ -63,16 +79,16 @@ def face_model(cfg: RunConfig, weights: str | None = None) -> face_models.FaceMo
 
 
 def model_key(cfg: RunConfig) -> dict[str, Any]:
-    return {"model": cfg.model, "preprocessing": face_models.preprocessing(cfg.model)}
+    return {"model": cfg.model, "preprocessing": preprocessing(cfg.model)}
 
 
 def chips(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
     """Aligned uint8 face chips of every image (``chips``) and which used the fallback box (``fallback``)."""
     ds = dataset(cfg, name)
-    params = {**dataset_key(ds), "alignment": face_models.preprocessing(cfg.model)}
+    params = {**dataset_key(ds), "alignment": preprocessing(cfg.model)}
 
     def compute() -> dict[str, np.ndarray]:
-        result = align_faces(ds.abs_paths(), model_name=cfg.model)
+        result = align_faces(ds.abs_paths(), model_name=cfg.model, workers=min(os.cpu_count() or 1, 8))
         return {"chips": result.chips, "fallback": result.fallback}
 
     return cache(cfg).arrays("chips", CHIPS_VERSION, params, compute)
@@ -105,12 +121,17 @@ def subset(cfg: RunConfig, name: str | None = None) -> np.ndarray:
     return np.sort(indices)
 
 
-def _train_split(cfg: RunConfig, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded stratified 80/20 split used to train and hold out the MLP and the estimators."""
+def labelled(cfg: RunConfig, name: str | None = None) -> np.ndarray:
+    """Indices of the images with a known gender (LFW keeps a few unknown ones, reported by ``data info``)."""
+    return np.flatnonzero(dataset(cfg, name).gender >= 0)
+
+
+def _train_split(cfg: RunConfig, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded stratified 80/20 split of the labelled images, to train and hold out the estimators."""
     from sklearn.model_selection import train_test_split
 
-    idx = np.arange(len(y))
-    return train_test_split(idx, test_size=0.2, stratify=y, random_state=cfg.seed)
+    idx = labelled(cfg, name)
+    return train_test_split(idx, test_size=0.2, stratify=dataset(cfg, name).gender[idx], random_state=cfg.seed)
 
 
 def mlp(cfg: RunConfig, name: str | None = None) -> tuple[classifiers.MLPGenderClassifier, dict[str, float]]:
@@ -119,16 +140,18 @@ def mlp(cfg: RunConfig, name: str | None = None) -> tuple[classifiers.MLPGenderC
     params = {**dataset_key(dataset(cfg, name)), **model_key(cfg), "seed": cfg.seed}
 
     def compute() -> dict[str, Any]:
-        result = classifiers.train_mlp(clean["templates"], clean["gender"], seed=cfg.seed)
+        idx = labelled(cfg, name)
+        with torch_threads(1):
+            result = classifiers.train_mlp(clean["templates"][idx], clean["gender"][idx], seed=cfg.seed, progress=False)
         return {
-            **{f"model.{k}": v for k, v in result.model.state_dict().items()},
+            **{f"model.{k}": v for k, v in result.model.checkpoint_state().items()},
             "train_accuracy": torch.tensor(result.train_accuracy),
             "val_accuracy": torch.tensor(result.val_accuracy),
         }
 
     state = cache(cfg).state_dict("mlp", MLP_VERSION, params, compute)
-    model = classifiers.MLPGenderClassifier(clean["templates"].shape[1])
-    model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+    model = classifiers.MLPGenderClassifier.from_checkpoint_state(
+        {k[6:]: v for k, v in state.items() if k.startswith("model.")}, expected_dim=clean["templates"].shape[1])
     model.eval()
     scores = {"train_accuracy": float(state["train_accuracy"]), "val_accuracy": float(state["val_accuracy"])}
     return model, scores
@@ -166,19 +189,22 @@ def vclub(
     }
 
     def compute() -> dict[str, Any]:
-        train, held = _train_split(cfg, y)
-        result = mi.train_vclub(
-            z[train], y[train], z[held], y[held], iterations=max(checkpoints), seed=cfg.seed, checkpoints=checkpoints
-        )
+        train, held = _train_split(cfg, name)
+        with torch_threads(1):
+            result = mi.train_vclub(
+                z[train], y[train], z[held], y[held], iterations=max(checkpoints), seed=cfg.seed,
+                checkpoints=checkpoints, device=cfg.torch_device, progress=False,
+            )
         out: dict[str, Any] = {f"history.{k}": torch.as_tensor(np.asarray(v)) for k, v in result.history.items()}
+        out["history.seconds"] = torch.tensor(result.seconds)
         for it, st in result.checkpoints.items():
             out.update({f"ckpt{it}.{k}": v for k, v in st.items()})
         return out
 
     state = cache(cfg).state_dict("vclub", VCLUB_VERSION, params, compute)
-    estimator = mi.VCLUB(z.shape[1])
     prefix = f"ckpt{iteration}."
-    estimator.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    estimator = mi.VCLUB.from_checkpoint_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
+                                               expected_dim=z.shape[1])
     estimator.eval()
     history = {k[8:]: v.numpy() for k, v in state.items() if k.startswith("history.")}
     return estimator, history

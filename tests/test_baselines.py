@@ -134,7 +134,8 @@ def test_multi_ive_pca_output_distances_are_domain_distances_over_kept_component
     np.testing.assert_allclose(d_out, d_dom, atol=1e-10)
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # Gaussian noise has no independent sources
+# FastICA does not converge on Gaussian noise, which has no independent sources to find.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_multi_ive_ica_domain(templates):
     X, y = templates
     multi = fast(MultiIVE, domain="ica", n_locked=0, n_per_step=2, n_steps=2).fit(X, y)

@@ -1,0 +1,382 @@
+"""The vCLUB mutual-information estimator (Sec. 4.1, Eqs. 5-7; Cheng et al., ICML 2020).
+
+MI-FGSM (Eq. 1) descends the gradient of a variational Contrastive Log-ratio
+Upper Bound of I(f(X); Y). The variational network q_theta(y | z) is, as in the
+paper, Linear(d, 256), ReLU, Linear(256, K), log-softmax, for a categorical
+attribute with K classes (K = 2 for gender). For a batch {(z_i, y_i)} the
+unbiased estimator of Eq. 7 is
+
+    I_hat = 1/N sum_i [ log q(y_i | z_i) - 1/N sum_j log q(y_j | z_i) ].
+
+Because y takes K values, the inner sum over j only depends on the label
+frequencies pi_k of the batch: 1/N sum_j log q(y_j | z_i) = sum_k pi_k log q(k | z_i).
+So the estimate is computed from the N x K log-probabilities, never from an
+N x N (x d) tensor.
+
+The module also holds the synthetic problem of the chapter "CLUB theory": a
+binary label with Gaussian class-conditional features, whose true mutual
+information and true CLUB value (Eq. 5) are known.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import integrate
+from torch import nn
+from tqdm.auto import tqdm
+
+from mifgsm_lib.classifiers import ArrayLike, TemplateNetwork, as_templates, check_labels, seeded_init
+
+__all__ = [
+    "VCLUB",
+    "check_labels",
+    "label_frequencies",
+    "vclub_terms",
+    "vclub_from_log_probs",
+    "vclub_template_gradient_closed_form",
+    "StratifiedBatchSampler",
+    "VCLUBTrainingResult",
+    "train_vclub",
+    "vclub_batch_estimates",
+    "save_estimator",
+    "load_estimator",
+    "GaussianBinaryTask",
+    "MonteCarloEstimate",
+    "true_mi_gaussian_mixture",
+    "club_true_p",
+]
+
+
+def label_frequencies(y: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """pi_k = #{j : y_j = k} / N, the batch's label frequencies (the p(y) of Eq. 7)."""
+    return torch.bincount(y, minlength=num_classes).to(dtype) / len(y)
+
+
+def vclub_terms(log_probs: torch.Tensor, y: torch.Tensor, label_prior: torch.Tensor) -> torch.Tensor:
+    """The bracket of Eq. 7 per sample: log q(y_i | z_i) - sum_k prior_k log q(k | z_i), shape ``(N,)``.
+
+    With ``label_prior`` the batch's label frequencies this is Eq. 7's summand;
+    with the true p(y) and the true p(y | x) its mean estimates Eq. 5.
+    """
+    positive = log_probs.gather(1, y[:, None]).squeeze(1)
+    negative = log_probs @ label_prior.to(log_probs.dtype)
+    return positive - negative
+
+
+def vclub_from_log_probs(
+    log_probs: torch.Tensor, y: ArrayLike, label_prior: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Eq. 7 from ``(N, K)`` log-probabilities log q(k | z_i) and the labels y_i.
+
+    ``label_prior=None`` uses the batch's label frequencies (Eq. 7 exactly);
+    a given prior p(y) gives the sample mean of Eq. 5/6 instead.
+    """
+    if log_probs.ndim != 2:
+        raise ValueError(f"log_probs: expected shape (N, K), got {tuple(log_probs.shape)}")
+    labels = check_labels(y, log_probs.shape[1]).to(log_probs.device)
+    if len(labels) != len(log_probs):
+        raise ValueError(f"y: expected {len(log_probs)} labels (one per row of log_probs), got {len(labels)}")
+    prior = label_frequencies(labels, log_probs.shape[1], log_probs.dtype) if label_prior is None else label_prior
+    return vclub_terms(log_probs, labels, prior).mean()
+
+
+class VCLUB(TemplateNetwork):
+    """Categorical vCLUB (Sec. 4.1): q_theta(y | z) = log-softmax(Linear(256, K)(ReLU(Linear(d, 256)(z))))."""
+
+    hparam_names = ("dim", "num_classes", "hidden")
+
+    def __init__(self, dim: int, num_classes: int = 2, hidden: int = 256) -> None:
+        super().__init__(dim)
+        if num_classes < 2:
+            raise ValueError(f"num_classes={num_classes!r}: expected at least 2 classes")
+        self.num_classes = int(num_classes)
+        self.hidden = int(hidden)
+        self.fc1 = nn.Linear(self.dim, self.hidden)
+        self.fc2 = nn.Linear(self.hidden, self.num_classes)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The ``(N, K)`` logits s(z) of q_theta, before the log-softmax."""
+        return self.fc2(F.relu(self.fc1(self.check_templates(z))))
+
+    def log_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """log q_theta(k | z_i) for every sample and class, shape ``(N, K)``."""
+        return F.log_softmax(self.logits(z), dim=1)
+
+    def labels_for(self, z: torch.Tensor, y: ArrayLike, min_classes: int) -> torch.Tensor:
+        """Validated labels of the templates ``z`` (see :func:`check_labels`), on ``z``'s device."""
+        labels = check_labels(y, self.num_classes, min_classes=min_classes).to(z.device)
+        if len(labels) != len(z):
+            raise ValueError(f"y: expected {len(z)} labels (one per template), got {len(labels)}")
+        return labels
+
+    def loglikeli(self, z: torch.Tensor, y: ArrayLike) -> torch.Tensor:
+        """The mean log-likelihood 1/N sum_i log q_theta(y_i | z_i)."""
+        labels = self.labels_for(z, y, min_classes=1)
+        return self.log_probs(z).gather(1, labels[:, None]).mean()
+
+    def learning_loss(self, z: torch.Tensor, y: ArrayLike) -> torch.Tensor:
+        """The loss q_theta is trained with: the negative log-likelihood."""
+        return -self.loglikeli(z, y)
+
+    def forward(self, z: torch.Tensor, y: ArrayLike) -> torch.Tensor:
+        """The vCLUB estimate of Eq. 7 on the batch (in nats); differentiable in ``z``.
+
+        The batch must hold at least two classes (see :func:`check_labels`).
+        """
+        labels = self.labels_for(z, y, min_classes=2)
+        return vclub_from_log_probs(self.log_probs(z), labels)
+
+
+def vclub_template_gradient_closed_form(estimator: VCLUB, z: torch.Tensor, y: ArrayLike) -> torch.Tensor:
+    """The gradient of Eq. 7 with respect to each template, in closed form, shape ``(N, d)``.
+
+    Writing log q(k | z) = s_k(z) - log sum_m exp s_m(z), the summand of Eq. 7 is
+    s_{y_i}(z_i) - sum_k pi_k s_k(z_i): the log-normaliser appears with weight
+    1 - sum_k pi_k = 0 and cancels. Hence
+
+        dI_hat / dz_i = 1/N J_i^T (e_{y_i} - pi),   J_i = ds/dz (z_i) = W2 diag(1[h_i > 0]) W1,
+
+    with h_i = W1 z_i + b1 the pre-activations of q's hidden layer. For K = 2 this is
+    (2 y_i - 1) pi_{1 - y_i} / N times the gradient of the logit margin s_1 - s_0.
+    """
+    labels = estimator.labels_for(z, y, min_classes=2)
+    one_hot = F.one_hot(labels, estimator.num_classes).to(z.dtype)
+    coefficients = (one_hot - label_frequencies(labels, estimator.num_classes, z.dtype)) / len(labels)
+    fc1, fc2 = estimator.fc1, estimator.fc2
+    with torch.no_grad():
+        active = (estimator.check_templates(z) @ fc1.weight.T + fc1.bias > 0).to(z.dtype)
+        return ((coefficients @ fc2.weight) * active) @ fc1.weight
+
+
+class StratifiedBatchSampler:
+    """Seeded random batches of a fixed size in which every class appears.
+
+    Each class k gets round(batch_size * n_k / N) places (at least one), drawn
+    without replacement from its members, so the batch's label frequencies match
+    the data's and the estimate of Eq. 7 is always defined.
+    """
+
+    def __init__(self, y: ArrayLike, batch_size: int, seed: int) -> None:
+        labels = torch.as_tensor(y).cpu().numpy()
+        classes, counts = np.unique(labels, return_counts=True)
+        if not len(classes) <= batch_size <= len(labels):
+            raise ValueError(
+                f"batch_size={batch_size}: expected between the number of classes ({len(classes)}) "
+                f"and the number of samples ({len(labels)})"
+            )
+        self.members = [np.flatnonzero(labels == c) for c in classes]
+        self.per_class = self._allocate(counts, batch_size)
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def _allocate(counts: np.ndarray, batch_size: int) -> np.ndarray:
+        share = batch_size * counts / counts.sum()
+        places = np.maximum(np.floor(share).astype(int), 1)
+        while places.sum() < batch_size:
+            places[np.argmax(share - places)] += 1
+        while places.sum() > batch_size:
+            places[np.argmax(places)] -= 1
+        return places
+
+    def __call__(self) -> np.ndarray:
+        """The indices of the next batch."""
+        return np.concatenate([self.rng.choice(m, k, replace=False) for m, k in zip(self.members, self.per_class)])
+
+
+@dataclass
+class VCLUBTrainingResult:
+    """A trained estimator, its learning curve and the checkpoints saved on the way.
+
+    ``history`` holds NumPy arrays indexed by evaluation: ``iteration``,
+    ``train_loss`` (negative log-likelihood on the whole training set),
+    ``val_loglik`` (mean held-out log-likelihood) and ``val_mi`` (Eq. 7 on the
+    whole held-out set, in nats). ``checkpoints`` maps an iteration to
+    :meth:`VCLUB.checkpoint_state` (loadable with :meth:`VCLUB.from_checkpoint_state`).
+    """
+
+    estimator: VCLUB
+    history: dict[str, np.ndarray]
+    checkpoints: dict[int, dict[str, torch.Tensor]]
+    seconds: float
+    device: str
+
+
+def _evaluate(estimator: VCLUB, z_train, y_train, z_val, y_val) -> tuple[float, float, float]:
+    with torch.no_grad():
+        val_log_probs = estimator.log_probs(z_val)
+        return (
+            estimator.learning_loss(z_train, y_train).item(),
+            val_log_probs.gather(1, y_val[:, None]).mean().item(),
+            vclub_from_log_probs(val_log_probs, y_val).item(),
+        )
+
+
+def train_vclub(
+    z_train: ArrayLike,
+    y_train: ArrayLike,
+    z_val: ArrayLike,
+    y_val: ArrayLike,
+    iterations: int = 15000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    checkpoints: Iterable[int] = (),
+    eval_every: int | None = None,
+    progress: bool = True,
+    num_classes: int = 2,
+    hidden: int = 256,
+    device: str | torch.device = "cpu",
+) -> VCLUBTrainingResult:
+    """Fit q_theta by maximum likelihood with Adam on stratified batches (Sec. 4.1, Sec. 5).
+
+    The weights are drawn from ``seed`` and so are the batches: the same seed
+    gives the same estimator on the CPU. The curve is recorded before training
+    and every ``eval_every`` iterations (default: 100 points), and the state is
+    copied at each iteration listed in ``checkpoints`` (for the paper's Fig. 2:
+    5,000, 15,000 and 23,700).
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations={iterations!r}: expected a positive integer")
+    eval_every = max(1, iterations // 100) if eval_every is None else eval_every
+    if eval_every < 1:
+        raise ValueError(f"eval_every={eval_every!r}: expected a positive integer")
+    saved_at = sorted({int(c) for c in checkpoints})
+    if saved_at and not 1 <= saved_at[0] <= saved_at[-1] <= iterations:
+        raise ValueError(f"checkpoints={saved_at}: expected iterations between 1 and iterations={iterations}")
+    device = torch.device(device)
+    zt, zv = as_templates(z_train).to(device), as_templates(z_val).to(device)
+    yt = check_labels(y_train, num_classes, name="y_train").to(device)
+    yv = check_labels(y_val, num_classes, name="y_val").to(device)
+    estimator = seeded_init(VCLUB, seed, dim=zt.shape[-1], num_classes=num_classes, hidden=hidden).to(device)
+    for name, z, y in (("z_train", zt, yt), ("z_val", zv, yv)):
+        estimator.check_templates(z, name=name)
+        if len(z) != len(y):
+            raise ValueError(f"{name}: {len(z)} templates but {len(y)} labels")
+    sampler = StratifiedBatchSampler(yt, batch_size, seed)
+    optimizer = torch.optim.Adam(estimator.parameters(), lr=lr)
+    rows = [(0, *_evaluate(estimator, zt, yt, zv, yv))]
+    states: dict[int, dict[str, torch.Tensor]] = {}
+    start = time.perf_counter()
+    for iteration in tqdm(range(1, iterations + 1), desc="vCLUB iterations", disable=not progress):
+        batch = torch.from_numpy(sampler()).to(device)
+        loss = estimator.learning_loss(zt[batch], yt[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if iteration in saved_at:
+            states[iteration] = estimator.checkpoint_state()
+        if iteration % eval_every == 0 or iteration == iterations:
+            rows.append((iteration, *_evaluate(estimator, zt, yt, zv, yv)))
+    seconds = time.perf_counter() - start
+    history = dict(zip(("iteration", "train_loss", "val_loglik", "val_mi"), map(np.asarray, zip(*rows))))
+    return VCLUBTrainingResult(estimator.eval(), history, states, seconds, str(device))
+
+
+def vclub_batch_estimates(
+    estimator: VCLUB, z: ArrayLike, y: ArrayLike, batch_size: int, repeats: int, seed: int
+) -> np.ndarray:
+    """Eq. 7 on ``repeats`` stratified random batches of ``batch_size`` (its sampling spread)."""
+    device = next(estimator.parameters()).device
+    labels = check_labels(y, estimator.num_classes).cpu()
+    sampler = StratifiedBatchSampler(labels, batch_size, seed)
+    with torch.no_grad():
+        log_probs = estimator.log_probs(as_templates(z).to(device)).cpu()
+        return np.array([vclub_from_log_probs(log_probs[b], labels[b]).item() for b in
+                         (torch.from_numpy(sampler()) for _ in range(repeats))])
+
+
+def save_estimator(path: str | Path, estimator: VCLUB) -> Path:
+    """Write the estimator as a ``weights_only`` checkpoint (weights, d, K and hidden size)."""
+    return estimator.save(path)
+
+
+def load_estimator(path: str | Path, expected_dim: int | None = None) -> VCLUB:
+    """Load an estimator saved by :func:`save_estimator`; a clear error if its d is not ``expected_dim``."""
+    return VCLUB.load(path, expected_dim)
+
+
+# --- A synthetic problem where the mutual information is known -------------------------------------------
+
+
+@dataclass(frozen=True)
+class GaussianBinaryTask:
+    """y ~ Bernoulli(prior); x | y ~ N((y - 1/2) * separation * u, I_dim) with u = (1, ..., 1) / sqrt(dim).
+
+    The class means are ``separation`` standard deviations apart. The posterior
+    p(y | x) depends on x only through t = u.x, which is N(+-separation/2, 1)
+    given y, so the true mutual information is a one-dimensional integral.
+    """
+
+    dim: int = 4
+    separation: float = 2.0
+    prior: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.dim < 1:
+            raise ValueError(f"dim={self.dim!r}: expected a positive dimension")
+        if not 0.0 < self.prior < 1.0:
+            raise ValueError(f"prior={self.prior!r}: expected p(y = 1) strictly between 0 and 1")
+
+    @property
+    def label_prior(self) -> torch.Tensor:
+        """p(y) as a ``(2,)`` tensor."""
+        return torch.tensor([1.0 - self.prior, self.prior], dtype=torch.float64)
+
+    def log_odds(self, t: float | torch.Tensor) -> float | torch.Tensor:
+        """log p(y = 1 | t) / p(y = 0 | t) = log(prior / (1 - prior)) + separation * t."""
+        return math.log(self.prior / (1.0 - self.prior)) + self.separation * t
+
+    def sample(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` draws (x as float32 ``(n, dim)``, y as int64 ``(n,)``) from ``seed``."""
+        generator = torch.Generator().manual_seed(seed)
+        y = (torch.rand(n, generator=generator, dtype=torch.float64) < self.prior).long()
+        shift = (y.double() - 0.5) * self.separation / math.sqrt(self.dim)
+        x = torch.randn(n, self.dim, generator=generator, dtype=torch.float64) + shift[:, None]
+        return x.float(), y
+
+    def log_posterior(self, x: torch.Tensor) -> torch.Tensor:
+        """The true log p(k | x), shape ``(n, 2)`` in float64."""
+        a = self.log_odds(x.double().sum(1) / math.sqrt(self.dim))
+        return torch.stack([-F.softplus(a), -F.softplus(-a)], dim=1)
+
+
+@dataclass(frozen=True)
+class MonteCarloEstimate:
+    """A sample mean and its standard error."""
+
+    value: float
+    stderr: float
+
+
+def true_mi_gaussian_mixture(task: GaussianBinaryTask) -> float:
+    """I(X; Y) = sum_y p(y) int p(t | y) log(p(y | t) / p(y)) dt in nats, by adaptive quadrature."""
+
+    def integrand(t: float, label: int) -> float:
+        mean = (label - 0.5) * task.separation
+        density = math.exp(-0.5 * (t - mean) ** 2) / math.sqrt(2 * math.pi)
+        a = task.log_odds(t)
+        log_posterior = -np.logaddexp(0.0, -a) if label else -np.logaddexp(0.0, a)
+        return density * log_posterior
+
+    p1 = task.prior
+    conditional_entropy = -sum(
+        p * integrate.quad(integrand, -np.inf, np.inf, args=(label,), epsabs=1e-12, epsrel=1e-10)[0]
+        for label, p in ((0, 1 - p1), (1, p1))
+    )
+    entropy = -(p1 * math.log(p1) + (1 - p1) * math.log(1 - p1))
+    return entropy - conditional_entropy
+
+
+def club_true_p(task: GaussianBinaryTask, n: int, seed: int) -> MonteCarloEstimate:
+    """Eq. 5 with the true p(y | x) and p(y): the Monte Carlo mean of the bracket over ``n`` draws."""
+    x, y = task.sample(n, seed)
+    terms = vclub_terms(task.log_posterior(x), y, task.label_prior)
+    return MonteCarloEstimate(terms.mean().item(), terms.std().item() / math.sqrt(n))
