@@ -19,9 +19,9 @@ kept (datasets such as LFW centre the person of interest).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
@@ -192,17 +192,20 @@ def align_faces(
         raise ValueError(f"workers={workers!r}: expected a positive integer")
     if len(images) == 0:
         raise ValueError("images: expected at least one image path or array, got none")
+    size = spec["chip_size"]
+    chips = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    fallback = np.zeros(len(images), dtype=bool)
     items = list(enumerate(images))
-    bar = dict(total=len(items), desc=f"aligning ({model_name})", disable=not progress)
+
+    def collect(results: Iterator[tuple[np.ndarray, bool]]) -> None:
+        bar = tqdm(results, total=len(items), desc=f"aligning ({model_name})", disable=not progress)
+        for i, (chip, used_fallback) in enumerate(bar):
+            chips[i], fallback[i] = chip, used_fallback
+
     if workers == 1:
         aligner = FaceAligner(model_name)
-        results = [aligner(_as_image(image, i)) for i, image in tqdm(items, **bar)]
+        collect(aligner(_as_image(image, i)) for i, image in items)
     else:
-        with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(model_name,)) as pool:
-            results = list(tqdm(pool.imap(_align_in_worker, items, chunksize=16), **bar))
-    size = spec["chip_size"]
-    chips = np.empty((len(results), size, size, 3), dtype=np.uint8)
-    fallback = np.zeros(len(results), dtype=bool)
-    for i, (chip, used_fallback) in enumerate(results):
-        chips[i], fallback[i] = chip, used_fallback
+        with Pool(workers, initializer=_init_worker, initargs=(model_name,)) as pool:
+            collect(pool.imap(_align_in_worker, items, chunksize=16))
     return AlignmentResult(chips=chips, fallback=fallback)

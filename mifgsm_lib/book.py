@@ -56,6 +56,15 @@ def versions() -> dict[str, str]:
     return found
 
 
+def write_toc(root: Path, target: Path, chapters: list[str]) -> None:
+    """A copy of ``_toc.yml`` that keeps only ``chapters`` (the book of the chapters a run executed)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    if toc["root"] not in chapters:
+        raise ValueError(f"chapters: the root chapter {toc['root']!r} must be among the chapters run")
+    toc["chapters"] = [entry for entry in toc.get("chapters", []) if entry.get("file") in chapters]
+    target.write_text(yaml.safe_dump(toc, sort_keys=False))
+
+
 def staging_dir(out: Path) -> Path:
     """Where the executed notebooks of a run are staged for the build."""
     return out / "_build" / "executed"
@@ -81,8 +90,8 @@ def run_chapters(
         raise ValueError(f"chapters {missing} are not in {root / '_toc.yml'}; known: {all_chapters}")
     src = staging_dir(out)
     src.mkdir(parents=True, exist_ok=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(root / name, src / name)
+    shutil.copy2(root / "_config.yml", src / "_config.yml")
+    write_toc(root, src / "_toc.yml", selected)
     run_info = {"parameters": dict(parameters), "versions": versions()}
     (src / "run_info.json").write_text(json.dumps(run_info, indent=2, default=str))
     executed = []
@@ -98,12 +107,6 @@ def run_chapters(
             kernel_name="python3",
         )
         executed.append(target)
-    # Chapters not executed in this run are still needed by the table of contents: stage their sources.
-    for chapter in set(all_chapters) - set(selected):
-        target = src / f"{chapter}.ipynb"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / f"{chapter}.ipynb", target)
     return executed
 
 

@@ -318,9 +318,9 @@ class DlibResidualBlock(nn.Module):
         return cls(conv1, conv2, pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2(F.relu(self.conv1(x)))
+        y = self.conv2(F.relu(self.conv1(x), inplace=True))
         shortcut = x if self.shortcut_pool is None else F.avg_pool2d(x, *self.shortcut_pool)
-        return F.relu(add_prev(y, shortcut))
+        return F.relu(add_prev(y, shortcut), inplace=True)
 
 
 class DlibResNet(nn.Module):
@@ -362,7 +362,7 @@ class DlibResNet(nn.Module):
         return cls(parse_dlib_dat(path if path is not None else dlib_model_file(DLIB_RESNET_FILE)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.stem(x))
+        x = F.relu(self.stem(x), inplace=True)
         x = F.max_pool2d(x, *self.stem_pool)
         x = self.blocks(x)
         return self.fc(x.mean(dim=(2, 3)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 
 from mifgsm_lib import attacks, classifiers, data, face_models, mi
 from mifgsm_lib.alignment import align_faces, preprocessing
-from mifgsm_lib.cache import ArtifactCache
+from mifgsm_lib.cache import ArtifactCache, atomic_write
 from mifgsm_lib.config import RunConfig, torch_threads
 
 CHIPS_VERSION = 1
@@ -268,3 +269,33 @@ def perturbed_templates(
 
     arrays = cache(cfg).arrays("perturbed", PERTURBED_VERSION, params, compute)
     return {e: arrays[f"eps_{i}"] for i, e in enumerate(eps_list)}
+
+
+def save_perturbed_images(
+    cfg: RunConfig, method: str, eps_list: list[float], indices: np.ndarray, mode: str, out: Path,
+    batch_size: int = 64, name: str | None = None,
+) -> list[Path]:
+    """Write the attacked chips as PNG files ``out/eps_<ε>/<image id>.png``.
+
+    PNG holds 8 bits per channel, so a ``float``-mode image is written rounded to 8 bits (what ``uint8`` mode
+    evaluates); the templates of ``mifgsm attack`` are computed before that rounding in ``float`` mode.
+    """
+    from PIL import Image
+
+    ds = dataset(cfg, name)
+    indices = np.asarray(indices)
+    direction = directions(cfg, method, indices, batch_size, None, name)
+    aligned = chips(cfg, name)["chips"][indices]
+    written = []
+    for eps in eps_list:
+        folder = Path(out) / f"eps_{float(eps):g}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for start in range(0, len(indices), batch_size):
+            stop = min(start + batch_size, len(indices))
+            adv = attacks.perturb(aligned[start:stop], direction[start:stop], float(eps), mode="uint8")
+            pixels = (adv.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+            for k, image in enumerate(pixels):
+                target = folder / f"{ds.image_ids[indices[start + k]]}.png"
+                atomic_write(target, lambda tmp, im=image: Image.fromarray(im).save(tmp, format="PNG"))
+                written.append(target)
+    return written

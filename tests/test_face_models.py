@@ -192,9 +192,9 @@ def test_iresnet50_shapes_and_input_gradient(random_backbone: Path) -> None:
     model = load_face_model("iresnet50", weights=random_backbone, device="cpu")
     assert (model.name, model.input_size, model.embedding_dim) == ("iresnet50", 112, 512)
     assert model.preprocessing["chip_size"] == 112
-    x = torch.rand(2, 3, 112, 112, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    x = torch.rand(1, 3, 112, 112, generator=torch.Generator().manual_seed(0), requires_grad=True)
     templates = model(x)
-    assert templates.shape == (2, 512)
+    assert templates.shape == (1, 512)
     templates.pow(2).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     # normalisation inside: (x - 0.5) / 0.5

@@ -1,0 +1,1 @@
+"""Figure and table helpers of the book chapters, one module per chapter."""

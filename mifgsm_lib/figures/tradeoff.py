@@ -1,0 +1,100 @@
+"""Figures of the chapter "Trade-off table" (paper Sec. 6.3, Table 2): the privacy-verification frontier.
+
+Both take the frontier of :func:`mifgsm_lib.tradeoff.run` (one row per protected template set).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mifgsm_lib.tradeoff import BASELINES, METHOD_NAMES
+
+#: One colour and marker per method, the same in every figure.
+STYLE = {
+    "mi-fgsm": ("tab:red", "o"), "mi-fgsm-mlp": ("tab:orange", "s"), "fgsm": ("tab:purple", "^"),
+    "random": ("tab:grey", "v"), "ive": ("tab:blue", "D"), "multi-ive": ("tab:green", "P"),
+}
+
+#: What the frontier's metrics are called on the axes.
+LABELS = {
+    "setting_b": "gender, setting B balanced accuracy (%)",
+    "eer": "EER (%)",
+    "tar_at_far": "TAR at FAR = 0.1% (%)",
+}
+
+
+def _methods(frontier: pd.DataFrame) -> list[str]:
+    """The frontier's methods other than the reference, attacks first, in :data:`STYLE` order."""
+    present = set(frontier["method"])
+    return [m for m in STYLE if m in present]
+
+
+def plot_frontier(frontier: pd.DataFrame, table: pd.DataFrame | None = None) -> Figure:
+    """Setting-B accuracy against EER (left, log scale) and TAR@FAR = 0.1% (right), every method over its range.
+
+    Each curve starts at the clean templates (black star) and follows ε (attacks) or the elimination steps
+    (IVE, Multi-IVE); the end points are labelled. Left of the plot is more private, down (left panel) or up
+    (right panel) is better verification. The points of Table 2 (``table``, from
+    :func:`mifgsm_lib.tradeoff.table2`) are ringed.
+    """
+    reference = frontier[frontier["method"] == "reference"].iloc[0]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
+    for ax, metric in zip(axes, ("eer", "tar_at_far")):
+        for method in _methods(frontier):
+            rows = frontier[frontier["method"] == method].sort_values("value")
+            colour, marker = STYLE[method]
+            x = [100 * reference["setting_b"], *(100 * rows["setting_b"])]
+            y = [100 * reference[metric], *(100 * rows[metric])]
+            ax.plot(x, y, color=colour, marker=marker, markersize=4, linewidth=1.2, label=METHOD_NAMES[method])
+            last = rows.iloc[-1]
+            end = f"ε={last['value']:g}" if last["parameter"] == "eps" else f"{int(last['kept'])} kept"
+            ax.annotate(end, (x[-1], y[-1]), fontsize=7, color=colour, xytext=(3, 3), textcoords="offset points")
+        ax.plot(100 * reference["setting_b"], 100 * reference[metric], "k*", markersize=12, label=METHOD_NAMES["reference"])
+        if table is not None:
+            ax.scatter(100 * table["setting_b"], 100 * table[metric], s=160, facecolors="none", edgecolors="black",
+                       linewidths=1.2, label="Table 2 points", zorder=5)
+        ax.axvline(50, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(LABELS["setting_b"] + "  (← more private)")
+        ax.set_ylabel(LABELS[metric])
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[0].set_title("verification cost: EER (lower is better)")
+    axes[1].set_title("verification at a strict threshold: TAR@FAR=0.1% (higher is better)")
+    axes[1].legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_parameter_curves(frontier: pd.DataFrame) -> Figure:
+    """Setting B (top) and EER (bottom) against each method's parameter: ε for the attacks (left, log
+    scale), dimensions or PCA components kept for the baselines (right, from all of them down).
+
+    The clean templates' values are the dashed lines; 50% (chance) is dotted.
+    """
+    reference = frontier[frontier["method"] == "reference"].iloc[0]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 7), sharey="row", constrained_layout=True)
+    for col, baselines in enumerate((False, True)):
+        for method in (m for m in _methods(frontier) if (m in BASELINES) == baselines):
+            rows = frontier[frontier["method"] == method].sort_values("value")
+            colour, marker = STYLE[method]
+            x = rows["kept"] if baselines else rows["value"]
+            for row, metric in enumerate(("setting_b", "eer")):
+                axes[row, col].plot(x, 100 * rows[metric], color=colour, marker=marker, markersize=4,
+                                    label=METHOD_NAMES[method])
+        for row, metric in enumerate(("setting_b", "eer")):
+            ax = axes[row, col]
+            ax.axhline(100 * reference[metric], color="black", linestyle="--", linewidth=1, label="clean templates")
+            if metric == "setting_b":
+                ax.axhline(50, color="grey", linestyle=":", linewidth=1)
+            ax.set_ylabel(LABELS[metric])
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0, col].legend(fontsize=8)
+    axes[1, 0].set_xscale("log")
+    axes[1, 0].set_xlabel("ε (pixel scale [0, 1])")
+    axes[1, 1].set_xlabel("template dimensions (IVE) / PCA components (Multi-IVE) kept")
+    axes[1, 1].invert_xaxis()
+    axes[1, 0].set_yscale("log")
+    axes[0, 0].set_title("image attacks over ε")
+    axes[0, 1].set_title("template baselines over elimination steps")
+    return fig
