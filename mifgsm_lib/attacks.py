@@ -226,7 +226,7 @@ class MIFGSM(GradientSignAttack):
 
     def __init__(self, face_model: nn.Module, estimator: VCLUB) -> None:
         super().__init__()
-        check_dim(estimator, face_model.embedding_dim, f"face model {getattr(face_model, 'name', '')!r}".strip())
+        check_dim(estimator, face_model.embedding_dim, f"face model {face_model.name!r}")
         self.face_model = face_model
         self.estimator = estimator
 
@@ -489,7 +489,7 @@ class MIPGD(nn.Module):
         reestimate_lr: float = 1e-3,
     ) -> None:
         super().__init__()
-        check_dim(estimator, face_model.embedding_dim, f"face model {getattr(face_model, 'name', '')!r}".strip())
+        check_dim(estimator, face_model.embedding_dim, f"face model {face_model.name!r}")
         self.eps = check_eps(eps)
         self.alpha = float(alpha)
         if not 0 < self.alpha <= self.eps:

@@ -12,6 +12,7 @@ public source with pinned sha256 (pooch); the sources and layouts are in the man
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import logging
 import os
 import re
@@ -31,7 +32,15 @@ MALE, FEMALE, UNKNOWN = 0, 1, -1
 GENDER_NAMES = {MALE: "male", FEMALE: "female", UNKNOWN: "unknown"}
 
 #: The manifests ``data/<name>.yml`` (sources, sha256, layout) next to the package.
-MANIFEST_DIR = Path(__file__).resolve().parent.parent / "data"
+def _manifest_dir() -> Path:
+    """``data/`` of a source checkout, else the installed copy (package ``mifgsm_lib.manifests``)."""
+    checkout = Path(__file__).resolve().parent.parent / "data"
+    if checkout.is_dir():
+        return checkout
+    return Path(str(importlib.resources.files("mifgsm_lib.manifests")))
+
+
+MANIFEST_DIR = _manifest_dir()
 
 
 def load_manifest(name: str) -> dict[str, Any]:
@@ -40,7 +49,7 @@ def load_manifest(name: str) -> dict[str, Any]:
     if not path.is_file():
         known = sorted(p.stem for p in MANIFEST_DIR.glob("*.yml"))
         raise FileNotFoundError(f"no manifest {path} for dataset {name!r} (manifests: {known}); "
-                                "install the package from its repository (pip install -e .) so data/ is next to it")
+                                "reinstall the package: its manifests are missing")
     return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 

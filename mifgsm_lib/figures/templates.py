@@ -99,7 +99,8 @@ def plot_alignment(examples: Sequence[AlignmentExample], title: str = "") -> Fig
         left, upper, right, lower = ex.box
         top.add_patch(Rectangle((left, upper), right - left + 1, lower - upper + 1, fill=False, linewidth=1.5,
                                 edgecolor="red" if ex.fallback else "lime", linestyle="--" if ex.fallback else "-"))
-        top.set_title(ex.title.replace("_", " "), fontsize=7)
+        name = ex.title.removesuffix(".chip.jpg").removesuffix(".jpg").replace("_", " ")
+        top.set_title(name if len(name) <= 22 else name[:21] + "…", fontsize=7)
         bottom.imshow(ex.chip)
         for ax in (top, bottom):
             ax.set_xticks([])
@@ -231,7 +232,7 @@ def clean_leakage(
     One row with folds grouped by identity (when ``identity`` is given) and one with the paper's plain
     stratified folds (:func:`evaluation.fold_splits`).
     """
-    variants = ([("grouped by identity", True)] if identity is not None else []) + [("stratified (paper)", False)]
+    variants = ([("grouped by identity", True)] if identity is not None else []) + [("stratified (the paper's)", False)]
     rows = []
     for folding, grouped in variants:
         result = evaluation.setting_b(templates, gender, identity, folds=folds, grouped=grouped, seed=seed,
