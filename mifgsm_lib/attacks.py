@@ -156,7 +156,12 @@ def perturb(images: ImageBatch, direction: np.ndarray | torch.Tensor, eps: float
     d = torch.as_tensor(direction, device=x.device)
     if tuple(d.shape) != tuple(x.shape):
         raise ValueError(f"direction: expected shape {tuple(x.shape)} like the images, got {tuple(d.shape)}")
-    return store((x + eps * d.to(x.dtype)).clamp_(0.0, 1.0), mode)
+    return _perturbed(x, d.to(x.dtype), eps, mode)
+
+
+def _perturbed(x: torch.Tensor, d: torch.Tensor, eps: float, mode: str) -> torch.Tensor:
+    """:func:`perturb` on inputs already checked, with ``d`` in the dtype of ``x``."""
+    return store((x + eps * d).clamp_(0.0, 1.0), mode)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -412,11 +417,11 @@ def embed_perturbed(
     out = {e: np.empty((n, face_model.embedding_dim), dtype=np.float32) for e in eps_values}
     for start in tqdm(range(0, n, batch_size), desc="re-embedding per ε", disable=not progress):
         stop = min(start + batch_size, n)
-        x = as_float_images(images[start:stop]).to(dev)
-        d = torch.as_tensor(direction[start:stop]).to(dev)
+        x = as_float_images(images[start:stop]).to(dev, memory_format=torch.channels_last)
+        d = torch.as_tensor(direction[start:stop]).to(dev, x.dtype, memory_format=torch.channels_last)
         previous = None
         for e in sorted(out):
-            adv = perturb(x, d, e, mode)
+            adv = _perturbed(x, d, e, mode)
             changed = np.ones(len(adv), dtype=bool) if previous is None else (
                 (adv != previous).flatten(1).any(dim=1).cpu().numpy())
             if not changed.all():

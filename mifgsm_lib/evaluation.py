@@ -107,12 +107,15 @@ def _as_templates(templates: Any, name: str = "templates") -> np.ndarray:
     return x
 
 
-def _as_labels(y: Any, n_samples: int) -> np.ndarray:
+def _as_labels(y: Any, n_samples: int, multiclass: bool = False) -> np.ndarray:
+    """Labels of two classes (gender), or of at least two with ``multiclass=True`` (e.g. age group, race)."""
     labels = np.asarray(y)
     if labels.shape != (n_samples,):
         raise ValueError(f"y: expected one label per template ({n_samples}), got shape {labels.shape}")
     classes = np.unique(labels)
-    if classes.size != 2:
+    if multiclass and classes.size < 2:
+        raise ValueError(f"y: expected at least two classes, got {classes.size}: {classes[:5].tolist()}")
+    if not multiclass and classes.size != 2:
         raise ValueError(f"y: expected two classes (gender), got {classes.size}: {classes[:5].tolist()}")
     return labels
 
@@ -195,15 +198,17 @@ def setting_b(
     seed: int = 0,
     n_jobs: int | None = -1,
     classifiers: Sequence[str] | Mapping[str, BaseEstimator] | None = None,
+    multiclass: bool = False,
 ) -> SettingBResult:
     """Setting B on one set of templates: ``cross_validate`` of each classifier.
 
     Scoring is ``balanced_accuracy`` (the paper, Sec. 6.3, because full datasets are not
     gender-balanced); the folds are :func:`fold_splits`; ``classifiers`` is a list of
     names from :data:`CLASSIFIERS` or a mapping name -> scikit-learn estimator.
+    ``multiclass=True`` accepts K >= 2 classes (another attribute than gender; chance is 1/K).
     """
     x = _as_templates(templates)
-    labels = _as_labels(y, x.shape[0])
+    labels = _as_labels(y, x.shape[0], multiclass)
     splits = fold_splits(labels, groups, folds, grouped, seed)
     with _one_blas_thread():
         per_fold = {
@@ -232,6 +237,7 @@ def setting_b_sweep(
     n_jobs: int | None = -1,
     classifiers: Sequence[str] | Mapping[str, BaseEstimator] | None = None,
     progress: bool = True,
+    multiclass: bool = False,
 ) -> dict[float, SettingBResult]:
     """Setting B for many template sets (one per ε), equal to :func:`setting_b` on each.
 
@@ -247,7 +253,7 @@ def setting_b_sweep(
     if len(shapes) != 1:
         raise ValueError(f"templates_by_eps: expected arrays of one shape, got {sorted(shapes)}")
     n = next(iter(sets.values())).shape[0]
-    labels = _as_labels(y, n)
+    labels = _as_labels(y, n, multiclass)
     splits = fold_splits(labels, groups, folds, grouped, seed)
     estimators = _resolve_classifiers(classifiers, seed)
     jobs = [(key, name, k) for name in estimators for key in sets for k in range(len(splits))]

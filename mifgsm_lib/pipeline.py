@@ -127,7 +127,7 @@ def labelled(cfg: RunConfig, name: str | None = None) -> np.ndarray:
     return np.flatnonzero(dataset(cfg, name).gender >= 0)
 
 
-def _train_split(cfg: RunConfig, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+def estimator_split(cfg: RunConfig, name: str | None) -> tuple[np.ndarray, np.ndarray]:
     """A seeded stratified 80/20 split of the labelled images, to train and hold out the estimators."""
     from sklearn.model_selection import train_test_split
 
@@ -190,7 +190,7 @@ def vclub(
     }
 
     def compute() -> dict[str, Any]:
-        train, held = _train_split(cfg, name)
+        train, held = estimator_split(cfg, name)
         with torch_threads(1):
             result = mi.train_vclub(
                 z[train], y[train], z[held], y[held], iterations=max(checkpoints), seed=cfg.seed,

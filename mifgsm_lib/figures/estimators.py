@@ -47,7 +47,7 @@ def _check_history(key: tuple[str, str], history: Mapping[str, np.ndarray]) -> N
         raise ValueError(f"runs[{key!r}]: history lacks {sorted(missing)} (expected pipeline.vclub's history)")
 
 
-def training_table(runs: Runs, entropies: Mapping[str, float], device: str) -> pd.DataFrame:
+def training_table(runs: Runs, entropies: Mapping[str, float]) -> pd.DataFrame:
     """One row per (dataset, features): time, final losses, the vCLUB estimate and its references, in nats."""
     rows = []
     for (name, features), h in runs.items():
@@ -57,7 +57,6 @@ def training_table(runs: Runs, entropies: Mapping[str, float], device: str) -> p
         rows.append({
             "dataset": name, "features": features, "iterations": iterations,
             "seconds": float(h["seconds"]), "ms_per_iteration": 1e3 * float(h["seconds"]) / iterations,
-            "device": device,
             "train_nll": float(h["train_loss"][-1]), "heldout_loglik": float(h["val_loglik"][-1]),
             "prior_loglik": -entropy, "ba_lower_bound": entropy + float(h["val_loglik"][-1]),
             "H(Y)": entropy, "vclub_heldout": float(h["val_mi"][-1]),
@@ -71,7 +70,7 @@ def checkpoint_table(cfg: RunConfig, runs: Iterable[tuple[str, str]]) -> pd.Data
     the held-out split it was not trained on: mean log-likelihood and Eq. 7, in nats."""
     rows = []
     for name, features in runs:
-        _, held = pipeline._train_split(cfg, name)  # the split pipeline.vclub trained on
+        _, held = pipeline.estimator_split(cfg, name)  # the split pipeline.vclub trained on
         z = torch.from_numpy(pipeline.estimator_features(cfg, features, name)[held]).float()
         y = torch.from_numpy(pipeline.templates(cfg, name)["gender"][held])
         total = int(cfg.sizes["estimator_iterations"])
@@ -79,7 +78,7 @@ def checkpoint_table(cfg: RunConfig, runs: Iterable[tuple[str, str]]) -> pd.Data
             estimator, _ = pipeline.vclub(cfg, features, iteration=it, name=name)
             with torch.no_grad():
                 rows.append({"dataset": name, "features": features, "iteration": it,
-                             "used_by_attacks": it == total, "heldout_loglik": estimator.loglikeli(z, y).item(),
+                             "final": it == total, "heldout_loglik": estimator.loglikeli(z, y).item(),
                              "vclub_heldout": estimator(z, y).item()})
     return pd.DataFrame(rows).set_index(["dataset", "features", "iteration"])
 

@@ -8,7 +8,7 @@ before any attack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -79,10 +79,10 @@ def alignment_examples(
     """Re-run the detector on the images at ``indices`` to show the box that produced each cached chip."""
     if len(chips) != len(ds):
         raise ValueError(f"chips: expected one chip per image of {ds.name!r} ({len(ds)}), got {len(chips)}")
-    aligner = FaceAligner(model_name)
+    aligner, paths = FaceAligner(model_name), ds.abs_paths()
     examples = []
     for i in indices:
-        image = load_rgb(ds.abs_paths()[int(i)])
+        image = load_rgb(paths[int(i)])
         box, fallback = aligner.face_box(image)
         examples.append(AlignmentExample(str(ds.image_ids[int(i)]), image,
                                          (box.left(), box.top(), box.right(), box.bottom()), fallback, chips[int(i)]))
@@ -130,13 +130,21 @@ def network_table(network: DlibResNet) -> pd.DataFrame:
     the PyTorch modules (each ``affine`` is folded into the convolution before it).
     """
     shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [network.stem.register_forward_hook(lambda m, i, o: shapes.__setitem__("stem", tuple(o.shape[1:]))),
-             network.blocks[0].register_forward_pre_hook(lambda m, i: shapes.__setitem__("pool", tuple(i[0].shape[1:]))),
-             network.fc.register_forward_hook(lambda m, i, o: shapes.__setitem__("fc", tuple(o.shape[1:])))]
+
+    def record(key: str) -> Callable[..., None]:
+        """A forward hook storing the output's shape (as a pre-hook, the input's)."""
+
+        def hook(module: torch.nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor | None = None) -> None:
+            shapes[key] = tuple((args[0] if output is None else output).shape[1:])
+
+        return hook
+
     starts = np.cumsum([0] + [count for _, count, _ in LEVELS])
-    for k, end in enumerate(starts[1:]):
-        hooks.append(network.blocks[int(end) - 1].register_forward_hook(
-            lambda m, i, o, k=k: shapes.__setitem__(f"level{k}", tuple(o.shape[1:]))))
+    hooks = [network.stem.register_forward_hook(record("stem")),
+             network.blocks[0].register_forward_pre_hook(record("pool")),
+             network.fc.register_forward_hook(record("fc"))]
+    hooks += [network.blocks[int(end) - 1].register_forward_hook(record(f"level{k}"))
+              for k, end in enumerate(starts[1:])]
     try:
         with torch.no_grad():
             network(torch.zeros(1, 3, network.input_size, network.input_size))
@@ -232,7 +240,8 @@ def clean_leakage(
     One row with folds grouped by identity (when ``identity`` is given) and one with the paper's plain
     stratified folds (:func:`evaluation.fold_splits`).
     """
-    variants = ([("grouped by identity", True)] if identity is not None else []) + [("stratified (the paper's)", False)]
+    variants = [("grouped by identity", True)] if identity is not None else []
+    variants.append(("stratified, as in the paper", False))
     rows = []
     for folding, grouped in variants:
         result = evaluation.setting_b(templates, gender, identity, folds=folds, grouped=grouped, seed=seed,

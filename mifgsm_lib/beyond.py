@@ -1,0 +1,656 @@
+"""Beyond one step (issue 7): what the MI-FGSM gradient is, iterative and attacker-aware MI attacks, whether
+the protection survives simple processing, and other soft biometrics.
+
+1. **The gradient of Eq. 7.** For a categorical q with logits s(z), the log-normaliser of the softmax cancels
+   in Eq. 7 and dÎ/dz_i = 1/N J_i^T (e_{y_i} - π) (:func:`mifgsm_lib.mi.vclub_template_gradient_closed_form`).
+   For two classes this is (2 y_i - 1) π_{1 - y_i} / N times the gradient of q's logit margin s_1 - s_0
+   (:func:`margin_weights`), so the sign of an MI-FGSM step does not depend on the batch at all; for K > 2
+   classes it does, through π (:func:`template_sign_change`).
+2. **Iterative protections** (:data:`PGD_METHODS`): MI-PGD on the vCLUB estimate or on the confusion
+   objective, with or without re-estimating q between steps, against one-step MI-FGSM at equal budgets in
+   grey levels; every protection is embedded once per storage *view* (:func:`embed_views`).
+3. **Robustness**: the same protected images after the processing of :data:`mifgsm_lib.robustness.TRANSFORMS`.
+4. **Other soft biometrics** on UTKFace: age group (:data:`AGE_BINS`) and race next to gender, each protected
+   with MI-FGSM and a K-class vCLUB, and each one's leakage measured in setting B.
+5. A verdict decided from the measured numbers (:func:`verdict`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
+
+from mifgsm_lib import attacks, evaluation, mi, pipeline, robustness, tradeoff
+from mifgsm_lib.config import RunConfig, resolve_device, torch_threads
+from mifgsm_lib.data import FaceDataset
+from mifgsm_lib.face_models import FaceModel, embed
+
+#: Code version of this module's cached steps (bump when a step's result changes).
+BEYOND_VERSION = 1
+
+#: One grey level of an 8-bit image on the [0, 1] pixel scale.
+GREY_LEVEL = 1.0 / 255.0
+
+#: The iterative protections: the objective of MI-PGD and whether q is re-estimated between its steps.
+PGD_METHODS: dict[str, tuple[str, bool]] = {
+    "mi-pgd": ("vclub", False),
+    "mi-pgd-confusion": ("confusion", False),
+    "mi-pgd-aware": ("confusion", True),
+}
+
+#: Display names, the trade-off chapter's for the methods it has.
+METHOD_NAMES = {
+    **tradeoff.METHOD_NAMES,
+    "mi-fgsm": "MI-FGSM (one step)",
+    "mi-pgd": "MI-PGD (vCLUB)",
+    "mi-pgd-confusion": "MI-PGD (confusion)",
+    "mi-pgd-aware": "MI-PGD (confusion, attacker-aware)",
+}
+
+#: The sizes of the chapter per profile: MI-PGD's steps, the budgets (grey levels) of the one-step attack and
+#: of MI-PGD, the methods whose images are also processed (robustness), and the UTKFace budgets.
+SIZES: dict[str, dict[str, Any]] = {
+    "quick": {"pgd_steps": 3, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
+              "robustness_methods": ("mi-fgsm", "mi-pgd-aware"), "attribute_budgets": (1, 2)},
+    "default": {"pgd_steps": 10, "one_step_budgets": (1, 2), "pgd_budgets": (1, 2),
+                "robustness_methods": ("mi-fgsm", *PGD_METHODS), "attribute_budgets": (1, 2)},
+}
+SIZES["paper"] = SIZES["default"]
+
+#: The issue's target: setting B at most 85 % at an EER of at most 4 %, within 2 grey levels.
+TARGET = {"setting_b": 0.85, "eer": 0.04, "grey_levels": 2}
+
+#: Storage views of a protected image: the paper's float image, the 8-bit photo, or the photo processed.
+STORAGE_VIEWS = attacks.MODES
+
+#: Age groups of UTKFace: young < 30, adult 30-59, older >= 60 (the bins' left edges after the first).
+AGE_BINS: tuple[int, ...] = (30, 60)
+
+#: The classes of each attribute, by label.
+ATTRIBUTE_CLASSES: dict[str, tuple[str, ...]] = {
+    "gender": ("male", "female"),
+    "age_group": ("young (<30)", "adult (30-59)", "older (>=60)"),
+    "race": ("White", "Black", "Asian", "Indian", "Others"),  # UTKFace's codes 0-4
+}
+
+#: A protection "vanishes" under processing when it keeps less than this share of its setting-B gain.
+VANISHED_SHARE = 0.25
+
+
+def sizes(profile: str) -> dict[str, Any]:
+    """The chapter's sizes for a profile (see :data:`SIZES`)."""
+    if profile not in SIZES:
+        raise ValueError(f"profile={profile!r}: expected one of {sorted(SIZES)}")
+    return dict(SIZES[profile])
+
+
+def grey_eps(grey_levels: float) -> float:
+    """ε on the [0, 1] pixel scale of a budget in grey levels (1 grey level = 1/255)."""
+    if not 0 < float(grey_levels) <= 255:
+        raise ValueError(f"grey_levels={grey_levels!r}: expected a budget in (0, 255] grey levels")
+    return float(grey_levels) * GREY_LEVEL
+
+
+def _indices_hash(indices: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(indices).tobytes()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. The gradient of Eq. 7
+# --------------------------------------------------------------------------------------------------
+
+
+def autograd_template_gradient(estimator: mi.VCLUB, z: torch.Tensor, y: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """dÎ/dz_i of Eq. 7 by automatic differentiation, shape ``(N, d)``."""
+    z = z.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(estimator(z, y), z)
+    return grad
+
+
+def logit_margin_gradient(estimator: mi.VCLUB, z: torch.Tensor) -> torch.Tensor:
+    """The gradient of q's logit margin s_1(z_i) - s_0(z_i) for each template (two classes), shape ``(N, d)``."""
+    if estimator.num_classes != 2:
+        raise ValueError(f"estimator: the logit margin needs two classes, got num_classes={estimator.num_classes}")
+    z = z.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = estimator.logits(z)
+        (grad,) = torch.autograd.grad((logits[:, 1] - logits[:, 0]).sum(), z)
+    return grad
+
+
+def margin_weights(y: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The per-sample weight w_i = (2 y_i - 1) π_{1 - y_i} / N with which dÎ/dz_i = w_i ∇(s_1 - s_0)(z_i), K = 2.
+
+    It depends on the sample's label and on the batch's label frequencies π, never on z: the sign of the
+    MI-FGSM step is the sign of ±∇(margin), an FGSM step on q.
+    """
+    labels = mi.check_labels(y, 2)
+    pi = mi.label_frequencies(labels, 2, torch.float64)
+    return (2 * labels - 1).double() * pi[1 - labels] / len(labels)
+
+
+def gradient_check(estimator: mi.VCLUB, z: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> dict[str, Any]:
+    """The closed form of dÎ/dz against autograd on the templates ``z`` (in float64), and for two classes the
+    weighted margin gradient too.
+
+    Returns the classes K, the number of templates, the largest autograd component and the largest absolute
+    difference of each form from autograd.
+    """
+    q = copy.deepcopy(estimator).double().eval()
+    z64 = mi.as_templates(z).double()
+    auto = autograd_template_gradient(q, z64, y)
+    closed = mi.vclub_template_gradient_closed_form(q, z64, y)
+    row = {"classes": q.num_classes, "templates": len(z64), "max_gradient": float(auto.abs().max()),
+           "closed_form_error": float((closed - auto).abs().max())}
+    if q.num_classes == 2:
+        weighted = margin_weights(y)[:, None] * logit_margin_gradient(q, z64)
+        row["margin_form_error"] = float((weighted - auto).abs().max())
+    return row
+
+
+def sign_change(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """The fraction of entries whose sign differs between two arrays of one shape (0 counts as a sign)."""
+    sa, sb = np.sign(np.asarray(a)), np.sign(np.asarray(b))
+    if sa.shape != sb.shape:
+        raise ValueError(f"a and b: expected one shape, got {sa.shape} and {sb.shape}")
+    return float(np.mean(sa != sb))
+
+
+def template_sign_change(
+    estimator: mi.VCLUB, z: np.ndarray | torch.Tensor, y: np.ndarray, batch_size: int, seed: int
+) -> float:
+    """The fraction of template-gradient signs that change between stratified batches of ``batch_size`` and
+    the whole set as one batch (closed form of Eq. 7's gradient; 0 for two classes, see :func:`margin_weights`).
+    """
+    z_t = mi.as_templates(z)
+    labels = np.asarray(y)
+    whole = mi.vclub_template_gradient_closed_form(estimator, z_t, labels).numpy()
+    batched = np.empty_like(whole)
+    for b in attacks.stratified_batches(labels, batch_size, seed):
+        batched[b] = mi.vclub_template_gradient_closed_form(estimator, z_t[b], labels[b]).numpy()
+    return sign_change(whole, batched)
+
+
+def batch_size_sign_change(cfg: RunConfig, indices: np.ndarray, batch_size: int = 64) -> dict[str, float]:
+    """The fraction of MI-FGSM's pixel signs that change between batches of ``batch_size`` and the whole set
+    ``indices`` as one batch (both cached by :func:`mifgsm_lib.pipeline.directions`), and the share of zeros."""
+    small = pipeline.directions(cfg, "mi-fgsm", indices, batch_size=batch_size)
+    whole = pipeline.directions(cfg, "mi-fgsm", indices, batch_size=len(indices))
+    return {"images": len(indices), "batch_size": batch_size, "changed": sign_change(small, whole),
+            "changed_pixels": int(np.sum(small != whole)), "pixels": int(small.size),
+            "zero_share": float(np.mean(whole == 0))}
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Protections embedded in several storage views
+# --------------------------------------------------------------------------------------------------
+
+#: ``protect(x, y, positions)``: the protected float images of a batch (positions index the attacked set).
+Protect = Callable[[torch.Tensor, torch.Tensor, np.ndarray], torch.Tensor]
+
+
+def check_views(views: Sequence[str]) -> list[str]:
+    """Views: ``float`` (the paper's), ``uint8`` (an 8-bit photo) or a name of :data:`robustness.TRANSFORMS`
+    (the 8-bit photo processed)."""
+    known = (*STORAGE_VIEWS, *robustness.TRANSFORMS)
+    if isinstance(views, str) or not views or any(v not in known for v in views):
+        raise ValueError(f"views={views!r}: expected a non-empty list of names from {list(known)}")
+    return list(dict.fromkeys(views))
+
+
+def stored_view(images: torch.Tensor, view: str) -> torch.Tensor:
+    """Protected float images as seen in ``view``: unchanged, rounded to 8 bits, or rounded then processed."""
+    if view == "float":
+        return images
+    photo = attacks.store(images, "uint8")
+    return photo if view == "uint8" else robustness.TRANSFORMS[view](photo)
+
+
+def embed_views(
+    face_model: FaceModel,
+    protect: Protect,
+    images: np.ndarray,
+    y: np.ndarray,
+    views: Sequence[str],
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Templates of the protected images in every view, the protection computed once per image.
+
+    The images are split in the stratified batches of :func:`mifgsm_lib.attacks.stratified_batches` (as the
+    one-step attacks' directions); ``protect`` runs once per batch and each view of its output is embedded.
+    """
+    views = check_views(views)
+    n = attacks.image_shape(images)[0]
+    labels = attacks.as_labels(y, n).numpy()
+    dev = resolve_device(str(device))
+    face_model.to(dev, memory_format=torch.channels_last).eval()
+    out = {v: np.empty((n, face_model.embedding_dim), dtype=np.float32) for v in views}
+    for idx in tqdm(attacks.stratified_batches(labels, batch_size, seed), desc="protect + embed", disable=not progress):
+        x = attacks.as_float_images(images[idx]).to(dev, memory_format=torch.channels_last)
+        protected = protect(x, torch.from_numpy(labels[idx]).to(dev), idx).detach()
+        for v in views:
+            out[v][idx] = embed(face_model, stored_view(protected, v), batch_size=len(idx), device=dev, progress=False)
+    return out
+
+
+def step_size(eps: float, steps: int) -> float:
+    """MI-PGD's α: 2.5 ε / steps (Madry et al.'s rule), at most ε (so one step is MI-FGSM)."""
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps={steps!r}: expected at least 1 step")
+    return min(attacks.check_eps(eps), 2.5 * eps / steps)
+
+
+def gradients_per_image(method: str, steps: int) -> int:
+    """Gradients of the face model per image: 1 for one-step MI-FGSM, ``steps`` for MI-PGD (the attacker-aware
+    version also embeds the images once between steps and fine-tunes q on them)."""
+    if method == "reference":
+        return 0
+    return 1 if method == "mi-fgsm" else int(steps)
+
+
+def check_method(method: str) -> str:
+    known = ("reference", "mi-fgsm", *PGD_METHODS)
+    if method not in known:
+        raise ValueError(f"method={method!r}: expected one of {list(known)}")
+    return method
+
+
+def make_protection(cfg: RunConfig, method: str, eps: float, indices: np.ndarray, steps: int,
+                    batch_size: int = 64) -> Protect:
+    """The protection ``method`` at ``eps`` of the configured model, for the images ``indices``.
+
+    ``reference`` leaves the images as they are; ``mi-fgsm`` adds ε times the cached one-step direction
+    (:func:`mifgsm_lib.pipeline.directions`); the MI-PGD methods run :class:`mifgsm_lib.attacks.MIPGD` with the
+    vCLUB estimator of the configured dataset and α = :func:`step_size`.
+    """
+    if check_method(method) == "reference":
+        return lambda x, y, idx: x
+    if method == "mi-fgsm":
+        direction = pipeline.directions(cfg, "mi-fgsm", indices, batch_size=batch_size)
+        return lambda x, y, idx: attacks.perturb(x, direction[idx], eps)
+    objective, reestimate = PGD_METHODS[method]
+    attack = attacks.MIPGD(pipeline.face_model(cfg), pipeline.vclub(cfg, "face")[0], eps=eps,
+                           alpha=step_size(eps, steps), steps=steps, objective=objective, reestimate=reestimate)
+    return lambda x, y, idx: attack(x, y)
+
+
+def protected_templates(
+    cfg: RunConfig, method: str, eps: float, indices: np.ndarray, views: Sequence[str], steps: int,
+    batch_size: int = 64, progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Cached templates of the images ``indices`` protected by ``method`` at ``eps``, per view."""
+    views = check_views(views)
+    eps = 0.0 if check_method(method) == "reference" else attacks.check_eps(eps)
+    ds = pipeline.dataset(cfg)
+    params = {
+        **pipeline.dataset_key(ds), **pipeline.model_key(cfg), "method": method, "eps": eps, "views": views,
+        "steps": steps if method in PGD_METHODS else None, "seed": cfg.seed, "batch_size": batch_size,
+        "sizes": cfg.sizes, "indices": _indices_hash(indices),
+    }
+
+    def compute() -> dict[str, np.ndarray]:
+        protect = make_protection(cfg, method, eps, indices, steps, batch_size)
+        chips = pipeline.chips(cfg)["chips"][np.asarray(indices)]
+        return embed_views(pipeline.face_model(cfg), protect, chips, ds.gender[indices], views,
+                           batch_size=batch_size, seed=cfg.seed, device=cfg.torch_device, progress=progress)
+
+    return pipeline.cache(cfg).arrays("beyond_protected", BEYOND_VERSION, params, compute)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the iterative study protects: every (method, grey levels) and the views each is embedded in."""
+
+    steps: int
+    protections: tuple[tuple[str, float], ...]
+    views: dict[tuple[str, float], tuple[str, ...]]
+
+    @classmethod
+    def from_sizes(cls, chapter_sizes: dict[str, Any], methods: Sequence[str] = tuple(PGD_METHODS)) -> "Plan":
+        """One-step MI-FGSM at ``one_step_budgets``, each of ``methods`` at ``pgd_budgets``; the methods of
+        ``robustness_methods`` and the clean images also in every processed view at the largest budget."""
+        steps = int(chapter_sizes["pgd_steps"])
+        pairs = [("mi-fgsm", float(g)) for g in chapter_sizes["one_step_budgets"]]
+        pairs += [(check_method(m), float(g)) for m in methods for g in chapter_sizes["pgd_budgets"]]
+        top = float(max(chapter_sizes["pgd_budgets"]))
+        processed = tuple(robustness.TRANSFORMS)
+        views = {p: STORAGE_VIEWS + (processed if p[0] in chapter_sizes["robustness_methods"] and p[1] == top else ())
+                 for p in pairs}
+        views[("reference", 0.0)] = processed
+        return cls(steps, (("reference", 0.0), *pairs), views)
+
+
+@dataclass(frozen=True)
+class Study:
+    """The measured results of the iterative study.
+
+    ``frontier``: one row per (method, grey levels, storage mode), the clean reference first, with settings A
+    and B, EER, verification accuracy, TAR@FAR = 0.1 % and PIC. ``robustness``: one row per (transform,
+    method, grey levels) of the 8-bit photos, ``none`` the unprocessed photos. ``one_step_curve``: one-step
+    MI-FGSM over the trade-off chapter's ε grid (float), for the frontier plot.
+    """
+
+    frontier: pd.DataFrame
+    robustness: pd.DataFrame
+    one_step_curve: pd.DataFrame
+    steps: int
+    n_images: int
+    n_pairs: int
+
+
+def _measure(cfg: RunConfig, target: tradeoff.EvaluationSet, sets: dict[tradeoff.SetKey, np.ndarray]) -> pd.DataFrame:
+    """:func:`mifgsm_lib.tradeoff.measure` plus setting A (the MLP trained on clean templates)."""
+    frame = tradeoff.measure(sets, target, folds=int(cfg.sizes["cv_folds"]), seed=cfg.seed)
+    mlp, _ = pipeline.mlp(cfg)
+    mask = target.labelled
+    frame["setting_a"] = [evaluation.setting_a(mlp, z[mask], target.gender[mask]) for z in sets.values()]
+    frame["grey_levels"] = (frame["value"] / GREY_LEVEL).round(6)
+    return frame
+
+
+def iterative_study(cfg: RunConfig, chapter_sizes: dict[str, Any] | None = None, progress: bool = False) -> Study:
+    """Every protection of :class:`Plan` on the images of the verification pairs, measured per view."""
+    plan = Plan.from_sizes(sizes(cfg.profile) if chapter_sizes is None else chapter_sizes)
+    target = tradeoff.evaluation_set(cfg)
+    clean = pipeline.templates(cfg)["templates"][target.indices]
+    templates = {p: protected_templates(cfg, p[0], grey_eps(p[1]) if p[1] else 0.0, target.indices, plan.views[p],
+                                        plan.steps, progress=progress)
+                 for p in tqdm(plan.protections, desc="protections", disable=not progress)}
+    keys = {p: tradeoff.SetKey(p[0], "eps", grey_eps(p[1])) for p in plan.protections if p[0] != "reference"}
+
+    frames = []
+    for mode in STORAGE_VIEWS:
+        sets = {tradeoff.REFERENCE: clean, **{k: templates[p][mode] for p, k in keys.items()}}
+        frames.append(_measure(cfg, target, sets).assign(mode=mode))
+    frontier = pd.concat(frames, ignore_index=True)
+    frontier["gradients"] = [gradients_per_image(m, plan.steps) for m in frontier["method"]]
+
+    rows = [frontier[frontier["mode"] == "uint8"].assign(transform="none")]
+    for name in robustness.TRANSFORMS:
+        sets = {tradeoff.REFERENCE: templates[("reference", 0.0)][name],
+                **{k: templates[p][name] for p, k in keys.items() if name in plan.views[p]}}
+        rows.append(_measure(cfg, target, sets).assign(transform=name))
+    robust = pd.concat(rows, ignore_index=True)
+    robust = robust[["transform", "method", "value", "grey_levels", "setting_b", "eer", "accuracy"]]
+
+    grid = tradeoff.eps_grid(cfg.profile)
+    curve_sets = {tradeoff.REFERENCE: clean}
+    curve_sets.update({tradeoff.SetKey("mi-fgsm", "eps", e): z for e, z in
+                       pipeline.perturbed_templates(cfg, "mi-fgsm", grid, target.indices, mode="float").items()})
+    curve = _measure(cfg, target, curve_sets)
+    return Study(frontier, robust.reset_index(drop=True), curve, plan.steps, len(target), len(target.pairs))
+
+
+def budget_table(frontier: pd.DataFrame) -> pd.DataFrame:
+    """The frontier as a table: one row per (method, grey levels), settings A/B, EER and accuracy per mode."""
+    values = ["setting_a", "setting_b", "eer", "accuracy"]
+    table = frontier.pivot_table(index=["method", "grey_levels", "gradients"], columns="mode", values=values)
+    table = table.reorder_levels([1, 0], axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+    order = {m: k for k, m in enumerate(METHOD_NAMES)}
+    table = table.sort_index(key=lambda s: s.map(order) if s.name == "method" else s)
+    return table.rename(index=METHOD_NAMES, level="method")
+
+
+def target_check(frontier: pd.DataFrame, target: dict[str, float] = TARGET) -> dict[str, Any]:
+    """The issue's target on the measured frontier: the protections within ``grey_levels`` with setting B at
+    most ``setting_b`` and EER at most ``eer`` (any storage mode), the best of them, and one-step MI-FGSM's
+    setting B at 1 grey level (uint8) for comparison."""
+    within = frontier[(frontier["method"] != "reference") & (frontier["grey_levels"] <= target["grey_levels"] + 1e-9)]
+    met = within[(within["setting_b"] <= target["setting_b"]) & (within["eer"] <= target["eer"])]
+    usable = within[within["eer"] <= target["eer"]]
+    best = usable.sort_values(["setting_b", "grey_levels"]).iloc[0] if len(usable) else None
+    one = frontier[(frontier["method"] == "mi-fgsm") & np.isclose(frontier["grey_levels"], 1.0)
+                   & (frontier["mode"] == "uint8")]
+    return {"met": len(met) > 0, "meeting": met, "best": best,
+            "one_step_1grey": float(one["setting_b"].iloc[0]) if len(one) else float("nan")}
+
+
+def retained_gain(robust: pd.DataFrame) -> pd.DataFrame:
+    """Per processed (method, grey levels, transform): the setting-B gain over the processed clean images, and
+    the share of the unprocessed gain it keeps (``vanished`` when below :data:`VANISHED_SHARE`).
+
+    The gain is B(clean) - B(protected), both processed alike; a protection with no gain unprocessed has none
+    to keep (share NaN).
+    """
+    ref = robust[robust["method"] == "reference"].set_index("transform")["setting_b"]
+    attacked = robust[robust["method"] != "reference"].copy()
+    attacked["gain"] = attacked["transform"].map(ref) - attacked["setting_b"]
+    base = attacked[attacked["transform"] == "none"].set_index(["method", "value"])["gain"]
+    attacked["base_gain"] = [base.get((m, v), np.nan) for m, v in zip(attacked["method"], attacked["value"])]
+    attacked["share"] = np.where(attacked["base_gain"] > 0, attacked["gain"] / attacked["base_gain"], np.nan)
+    attacked["vanished"] = attacked["share"] < VANISHED_SHARE
+    return attacked[attacked["transform"] != "none"].reset_index(drop=True)
+
+
+def robustness_table(robust: pd.DataFrame) -> pd.DataFrame:
+    """Setting B and EER per transform (rows) and protection (columns), in percent."""
+    frame = robust.assign(protection=[METHOD_NAMES[m] + ("" if m == "reference" else f", {g:g} grey")
+                                      for m, g in zip(robust["method"], robust["grey_levels"])])
+    table = frame.pivot_table(index="transform", columns="protection", values=["setting_b", "eer"], sort=False)
+    return 100 * table.reindex(["none", *robustness.TRANSFORMS])
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. Other soft biometrics (UTKFace)
+# --------------------------------------------------------------------------------------------------
+
+
+def check_attribute(y: np.ndarray, attribute: str) -> np.ndarray:
+    """Labels of an attribute, with a clear error unless at least two classes are present."""
+    labels = np.asarray(y)
+    classes = np.unique(labels[labels >= 0])
+    if classes.size < 2:
+        raise ValueError(f"attribute {attribute!r}: {classes.size} class(es) {classes.tolist()} among {labels.size} "
+                         "images; expected at least two (the MI gradient and setting B need them)")
+    return labels
+
+
+def attribute_labels(ds: FaceDataset, attribute: str) -> np.ndarray:
+    """Class labels of ``attribute`` (:data:`ATTRIBUTE_CLASSES`) for every image of ``ds``.
+
+    ``age_group`` bins the age at :data:`AGE_BINS` (young < 30, adult 30-59, older >= 60); ``race`` is
+    UTKFace's code 0-4; -1 marks an unknown gender.
+    """
+    if attribute == "gender":
+        y = ds.gender
+    elif attribute in ("age_group", "race"):
+        source = "age" if attribute == "age_group" else "race"
+        if source not in ds.attributes:
+            raise ValueError(f"attribute {attribute!r}: dataset {ds.name!r} has no {source!r} labels "
+                             f"(it has {sorted(ds.attributes)})")
+        y = np.digitize(ds.attributes["age"], AGE_BINS) if attribute == "age_group" else ds.attributes["race"]
+    else:
+        raise ValueError(f"attribute={attribute!r}: expected one of {list(ATTRIBUTE_CLASSES)}")
+    return check_attribute(np.asarray(y, dtype=np.int64), attribute)
+
+
+def attribute_vclub(cfg: RunConfig, attribute: str, name: str = "utkface") -> tuple[mi.VCLUB, dict[str, np.ndarray]]:
+    """A K-class vCLUB for ``attribute`` on the clean templates of dataset ``name``, with its learning curve.
+
+    Gender is :func:`mifgsm_lib.pipeline.vclub`'s estimator; the other attributes are trained alike (the
+    profile's ``estimator_iterations``, Adam, stratified batches of 256) on a seeded 80/20 split stratified by
+    the attribute.
+    """
+    if attribute == "gender":
+        return pipeline.vclub(cfg, "face", name=name)
+    ds = pipeline.dataset(cfg, name)
+    y = attribute_labels(ds, attribute)
+    z = pipeline.templates(cfg, name)["templates"]
+    k = len(ATTRIBUTE_CLASSES[attribute])
+    iterations = int(cfg.sizes["estimator_iterations"])
+    params = {**pipeline.dataset_key(ds), **pipeline.model_key(cfg), "attribute": attribute, "seed": cfg.seed,
+              "iterations": iterations}
+
+    def compute() -> dict[str, Any]:
+        train, held = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=cfg.seed)
+        with torch_threads(1):
+            result = mi.train_vclub(z[train], y[train], z[held], y[held], iterations=iterations, seed=cfg.seed,
+                                    num_classes=k, device=cfg.torch_device, progress=False)
+        out: dict[str, Any] = {f"history.{n}": torch.as_tensor(np.asarray(v)) for n, v in result.history.items()}
+        out.update({f"model.{n}": v for n, v in result.estimator.checkpoint_state().items()})
+        return out
+
+    state = pipeline.cache(cfg).state_dict("beyond_attribute_vclub", BEYOND_VERSION, params, compute)
+    estimator = mi.VCLUB.from_checkpoint_state({n[6:]: v for n, v in state.items() if n.startswith("model.")},
+                                               expected_dim=z.shape[1]).eval()
+    return estimator, {n[8:]: v.numpy() for n, v in state.items() if n.startswith("history.")}
+
+
+def attribute_protection(
+    cfg: RunConfig, attribute: str, eps_list: Sequence[float], indices: np.ndarray, name: str = "utkface",
+    mode: str = "uint8", batch_size: int = 64,
+) -> dict[float, np.ndarray]:
+    """Templates of the images ``indices`` of dataset ``name`` protected against ``attribute`` by MI-FGSM with
+    its K-class vCLUB (:func:`attribute_vclub`), per ε, stored in ``mode`` (cached)."""
+    ds = pipeline.dataset(cfg, name)
+    eps_values = [attacks.check_eps(e) for e in eps_list]
+    params = {**pipeline.dataset_key(ds), **pipeline.model_key(cfg), "attribute": attribute, "eps": eps_values,
+              "mode": attacks.check_mode(mode), "seed": cfg.seed, "batch_size": batch_size, "sizes": cfg.sizes,
+              "indices": _indices_hash(indices)}
+
+    def compute() -> dict[str, np.ndarray]:
+        y = attribute_labels(ds, attribute)[indices]
+        attack = attacks.MIFGSM(pipeline.face_model(cfg), attribute_vclub(cfg, attribute, name)[0])
+        chips = pipeline.chips(cfg, name)["chips"][np.asarray(indices)]
+        direction = attacks.compute_directions(attack, chips, y, batch_size=batch_size, device=cfg.torch_device,
+                                               seed=cfg.seed, progress=False)
+        per_eps = attacks.embed_perturbed(pipeline.face_model(cfg), chips, direction, eps_values, mode=mode,
+                                          device=cfg.torch_device, progress=False)
+        return {f"eps_{i}": per_eps[e] for i, e in enumerate(eps_values)}
+
+    arrays = pipeline.cache(cfg).arrays("beyond_attribute_protection", BEYOND_VERSION, params, compute)
+    return {e: arrays[f"eps_{i}"] for i, e in enumerate(eps_values)}
+
+
+def attribute_leakage(
+    cfg: RunConfig,
+    grey_levels: Sequence[float],
+    attributes: Sequence[str] = tuple(ATTRIBUTE_CLASSES),
+    name: str = "utkface",
+    indices: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Setting B (K-class balanced accuracy) of every attribute on the clean templates and on the templates
+    protected against each attribute at each budget (8-bit photos).
+
+    ``indices``: the images attacked and measured (default: the profile's gender-balanced subset of ``name``).
+    One row per (protected attribute or ``none``, grey levels, measured attribute) with its chance level 1/K.
+    """
+    ds = pipeline.dataset(cfg, name)
+    indices = pipeline.subset(cfg, name) if indices is None else np.asarray(indices)
+    labels = {a: attribute_labels(ds, a)[indices] for a in attributes}
+    for a, y in labels.items():
+        check_attribute(y, a)
+    sets: dict[tuple[str, float], np.ndarray] = {("none", 0.0): pipeline.templates(cfg, name)["templates"][indices]}
+    eps_values = [grey_eps(g) for g in grey_levels]
+    for protected in attributes:
+        per_eps = attribute_protection(cfg, protected, eps_values, indices, name)
+        sets.update({(protected, float(g)): per_eps[e] for g, e in zip(grey_levels, eps_values)})
+    rows = []
+    for measured, y in labels.items():
+        known = y >= 0
+        results = evaluation.setting_b_sweep({k: z[known] for k, z in sets.items()}, y[known],
+                                             groups=ds.identity[indices][known], folds=int(cfg.sizes["cv_folds"]),
+                                             seed=cfg.seed, progress=False, multiclass=True)
+        k = len(ATTRIBUTE_CLASSES[measured])
+        rows += [{"protected": p, "grey_levels": g, "measured": measured, "setting_b": r.mean, "chance": 1 / k}
+                 for (p, g), r in results.items()]
+    return pd.DataFrame(rows)
+
+
+def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
+    """Setting B (%) of each measured attribute (columns) per protection and budget (rows)."""
+    frame = leakage.assign(protection=[("none (clean)" if p == "none" else f"{p}, {g:g} grey")
+                                       for p, g in zip(leakage["protected"], leakage["grey_levels"])])
+    table = 100 * frame.pivot_table(index="protection", columns="measured", values="setting_b", sort=False)
+    chance = 100 * leakage.groupby("measured")["chance"].first()
+    table.loc["chance (1/K)"] = chance
+    return table
+
+
+def collateral(leakage: pd.DataFrame, protected: str = "gender", measured: str = "age_group") -> pd.DataFrame:
+    """How protecting ``protected`` changes the leakage of ``measured``: setting B (clean, protected) and the
+    change, per budget, beside the change of ``measured`` when protecting it directly."""
+    clean = float(leakage[(leakage["protected"] == "none") & (leakage["measured"] == measured)]["setting_b"].iloc[0])
+    rows = []
+    for g in sorted(set(leakage.loc[leakage["protected"] != "none", "grey_levels"])):
+        at = leakage[(leakage["grey_levels"] == g) & (leakage["measured"] == measured)].set_index("protected")
+        rows.append({"grey_levels": g, "clean": clean, f"protecting {protected}": at.loc[protected, "setting_b"],
+                     "change": at.loc[protected, "setting_b"] - clean,
+                     f"protecting {measured} itself": at.loc[measured, "setting_b"],
+                     "direct change": at.loc[measured, "setting_b"] - clean})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. The verdict
+# --------------------------------------------------------------------------------------------------
+
+
+def recommend(frontier: pd.DataFrame, eer_limit: float = TARGET["eer"], max_grey: float = TARGET["grey_levels"]
+              ) -> pd.Series | None:
+    """The protection we recommend: among the 8-bit photos (what is stored and shared) within ``max_grey`` grey
+    levels and at an EER of at most ``eer_limit``, the lowest setting B, the smaller budget then the fewer
+    gradients on ties; ``None`` when no protection lowers setting B below the clean images'."""
+    clean = float(frontier.loc[frontier["method"] == "reference", "setting_b"].iloc[0])
+    rows = frontier[(frontier["mode"] == "uint8") & (frontier["method"] != "reference")
+                    & (frontier["grey_levels"] <= max_grey + 1e-9) & (frontier["eer"] <= eer_limit)]
+    rows = rows[rows["setting_b"] < clean]
+    if rows.empty:
+        return None
+    return rows.sort_values(["setting_b", "grey_levels", "gradients"]).iloc[0]
+
+
+def verdict(study: Study, kept: pd.DataFrame, leakage: pd.DataFrame | None = None) -> str:
+    """The closing verdict in markdown, every statement decided from the measured numbers.
+
+    ``kept`` is :func:`retained_gain` of ``study.robustness``; ``leakage`` :func:`attribute_leakage`'s table.
+    """
+    f = study.frontier
+    ref = f[(f["method"] == "reference")].iloc[0]
+    pick = recommend(f)
+    if pick is None:
+        return (f"**No protection to recommend.** None of the protections measured lowers setting B below the "
+                f"clean images' {ref['setting_b']:.1%} within {TARGET['grey_levels']} grey levels at an EER of at "
+                f"most {TARGET['eer']:.0%} on 8-bit photos.")
+    name = METHOD_NAMES[pick["method"]]
+    text = [f"**We would recommend {name} at {pick['grey_levels']:g} grey level(s)**, stored as an 8-bit photo: "
+            f"setting B falls from {ref['setting_b']:.1%} (clean) to {pick['setting_b']:.1%}, at an EER of "
+            f"{pick['eer']:.2%} (clean {ref['eer']:.2%}) and a verification accuracy of {pick['accuracy']:.2%} "
+            f"(clean {ref['accuracy']:.2%}), for {int(pick['gradients'])} face-model gradient(s) per image."]
+    check = target_check(f)
+    text.append(f"The issue's target (setting B ≤ {TARGET['setting_b']:.0%} at EER ≤ {TARGET['eer']:.0%} within "
+                f"{TARGET['grey_levels']} grey levels) is **{'met' if check['met'] else 'not met'}** here.")
+    if pick["setting_b"] > 0.5 + 0.5 * (ref["setting_b"] - 0.5):
+        text.append(f"It removes less than half of the gender information above chance "
+                    f"(privacy gain {evaluation.privacy_gain(ref['setting_b'], pick['setting_b']):.0%}): "
+                    "a retrained classifier still recovers most of it.")
+    mine = kept[(kept["method"] == pick["method"]) & np.isclose(kept["grey_levels"], pick["grey_levels"])]
+    if mine.empty:
+        text.append("Its robustness to processing was not measured at this budget in this profile.")
+    else:
+        gone = mine.loc[mine["vanished"], "transform"].tolist()
+        if gone:
+            text.append(f"**But the protection vanishes** (keeps less than {VANISHED_SHARE:.0%} of its gain) under "
+                        f"{', '.join(gone)}: it only holds for images stored and shared losslessly "
+                        "(PNG), never re-compressed or resized.")
+        else:
+            text.append(f"It keeps at least {VANISHED_SHARE:.0%} of its gain under every processing measured.")
+    if leakage is not None:
+        col = collateral(leakage)
+        row = col.iloc[(col["grey_levels"] - pick["grey_levels"]).abs().argmin()]
+        text.append(f"On UTKFace, protecting gender with MI-FGSM at {row['grey_levels']:g} grey level(s) changes "
+                    f"the age-group leakage by {100 * row['change']:+.1f} points (from {row['clean']:.1%}).")
+    return " ".join(text)

@@ -1,0 +1,100 @@
+"""Figures of the chapter "Attacks" (paper Sec. 3): attacked faces, the perturbation's size and quality, storage.
+
+Each function takes data computed by :mod:`mifgsm_lib.experiments` and returns a matplotlib Figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+#: How the book names the attacks (Sec. 3).
+METHOD_LABELS = {"mi-fgsm": "MI-FGSM", "mi-fgsm-mlp": "MI-FGSM-MLP", "fgsm": "FGSM", "random": "RNDATK"}
+
+
+def label(method: str) -> str:
+    """The paper's name of an attack."""
+    return METHOD_LABELS.get(method, method)
+
+
+def amplified(clean: np.ndarray, attacked: np.ndarray, eps: float) -> np.ndarray:
+    """The perturbation x* − x mapped to [0, 1] for display: −ε is black, 0 is mid-grey, +ε is white."""
+    if eps <= 0:
+        raise ValueError(f"eps={eps!r}: expected a positive level to scale the perturbation by")
+    return np.clip((attacked - clean) / (2.0 * eps) + 0.5, 0.0, 1.0)
+
+
+def plot_attacked_faces(
+    clean: np.ndarray, attacked: Mapping[str, np.ndarray], eps_list: Sequence[float], batch_size: int
+) -> Figure:
+    """One face (H, W, 3) in [0, 1], attacked by each method (rows) at each ε (columns), and the amplified
+    perturbation of the largest ε (last column). ``attacked[method]`` has shape (len(eps_list), H, W, 3)."""
+    n_cols = len(eps_list) + 2
+    fig, axes = plt.subplots(len(attacked), n_cols, figsize=(1.7 * n_cols, 1.85 * len(attacked)), squeeze=False)
+    for row, (method, images) in zip(axes, attacked.items()):
+        panels = [clean, *images, amplified(clean, images[-1], eps_list[-1])]
+        titles = ["clean", *(f"ε = {e:g}" for e in eps_list), f"x* − x at ε = {eps_list[-1]:g}\n(±ε → black/white)"]
+        for ax, image, title in zip(row, panels, titles):
+            ax.imshow(image)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if ax is row[0]:
+                ax.set_ylabel(label(method))
+            if row is axes[0]:
+                ax.set_title(title, fontsize=8)
+    fig.suptitle(f"One face, attacked (float storage; MI gradient batch size {batch_size})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_quality(table: pd.DataFrame) -> Figure:
+    """PSNR and SSIM against ε for each attack (``method`` column) of :func:`experiments.perturbation_table`."""
+    fig, (ax_psnr, ax_ssim) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for method, part in table.groupby("method", sort=False):
+        part = part.sort_values("eps")
+        ax_psnr.plot(part["eps"], part["psnr"], "o-", ms=3, label=label(method))
+        ax_ssim.plot(part["eps"], part["ssim"], "o-", ms=3, label=label(method))
+    ax_psnr.set(xscale="log", xlabel="ε ([0, 1] pixel scale, log)", ylabel="PSNR (dB)", title="PSNR against clean")
+    ax_ssim.set(xscale="log", xlabel="ε ([0, 1] pixel scale, log)", ylabel="SSIM", title="SSIM against clean")
+    ax_psnr.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_storage(table: pd.DataFrame) -> Figure:
+    """``float`` against ``uint8`` storage on a grid of ε in grey levels (:func:`experiments.perturbation_table`
+    with a face model): the fraction of pixel values changed, the L∞ size actually stored and the template shift."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for (mode, part), style in zip(table.groupby("mode", sort=False), ("o-", "s--")):
+        part = part.sort_values("grey_levels")
+        axes[0].plot(part["grey_levels"], part["changed"], style, label=mode)
+        axes[1].plot(part["grey_levels"], part["linf_grey"], style, label=mode)
+        axes[2].plot(part["grey_levels"], part["template_shift"], style, label=mode)
+    titles = ("pixel values changed", "stored L∞ of x* − x", "largest template shift ‖f(x*) − f(x)‖")
+    ylabels = ("fraction", "grey levels", "distance")
+    for ax, title, ylabel in zip(axes, titles, ylabels):
+        ax.axvline(0.5, color="grey", ls=":", lw=1)
+        ax.set(xlabel="ε in grey levels (255·ε)", ylabel=ylabel, title=title)
+    axes[0].legend(title="storage")
+    fig.tight_layout()
+    return fig
+
+
+def plot_template_shift(shift: pd.DataFrame, distances: Mapping[str, float]) -> Figure:
+    """Mean ‖f(x*) − f(x)‖ against ε per attack, beside the clean mated and non-mated pair distances."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for method, part in shift.groupby("method", sort=False):
+        part = part.sort_values("eps")
+        ax.plot(part["eps"], part["shift_mean"], "o-", ms=3, label=label(method))
+    styles = {"mated": ":", "non_mated": "--"}
+    for name, value in distances.items():
+        ax.axhline(value, color="grey", ls=styles.get(name, "-."),
+                   label=f"median clean {name.replace('_', '-')} pair distance")
+    ax.set(xscale="log", xlabel="ε (log)", ylabel="mean ‖f(x*) − f(x)‖", title="How far the attack moves a template")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,131 @@
+"""Figures of the chapter "Evaluation settings" (paper Secs. 5 and 6.1-6.2, Figs. 2-6, and the ε-EER curve).
+
+Each function takes a DataFrame of :mod:`mifgsm_lib.experiments` and returns a matplotlib Figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mifgsm_lib.figures.attacks import label
+
+#: Setting A and setting B as the paper names them (Table 1).
+SETTINGS = {"setting_a": 'setting "A" (attack): MLP trained on clean', "setting_b": 'setting "B" (privacy): retrained'}
+GENDER_NAMES = {0: "male", 1: "female"}
+
+
+def _hue_label(hue: str, value: object) -> str:
+    if hue == "method":
+        return label(str(value))
+    if hue == "iteration":
+        return f"{int(value):,} iterations"
+    return f"{hue} = {value}"
+
+
+def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", xscale: str = "linear") -> Figure:
+    """Settings A (left) and B (right) against ε, one line per value of ``hue`` (Figs. 2-4).
+
+    The clean accuracy of each setting (the ε = 0 rows) is the dotted line, chance the thin grey one.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    clean = sweep[sweep["eps"] == 0]
+    attacked = sweep[sweep["eps"] > 0]
+    for ax, setting in zip(axes, SETTINGS):
+        for value, part in attacked.groupby(hue, sort=False):
+            part = part.sort_values("eps")
+            ax.plot(part["eps"], part[setting], "o-", ms=3.5, label=_hue_label(hue, value))
+        ax.axhline(float(clean[setting].iloc[0]), color="k", ls=":", lw=1, label="clean")
+        ax.axhline(0.5, color="grey", lw=0.6)
+        ax.set(xscale=xscale, xlabel="ε ([0, 1] pixel scale)", title=SETTINGS[setting])
+    axes[0].set_ylabel("accuracy (B: mean balanced accuracy)")
+    axes[0].set_ylim(0, 1.02)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_folds(grouped: pd.DataFrame, stratified: pd.DataFrame, title: str = "") -> Figure:
+    """Setting B against ε with folds grouped by identity (solid) and the paper's stratified folds (dashed)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for k, (method, part) in enumerate(grouped.groupby("method", sort=False)):
+        other = stratified[stratified["method"] == method]
+        for data, style, name in ((part, "o-", "grouped"), (other, "s--", "stratified")):
+            data = data.sort_values("eps")
+            ax.plot(data["eps"], data["setting_b"], style, ms=3, color=f"C{k}", label=f"{label(method)}, {name}")
+    ax.axhline(0.5, color="grey", lw=0.6)
+    ax.set(xlabel="ε (0 = clean)", ylabel="setting B (mean balanced accuracy)", title=title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mixing(curves: pd.DataFrame, title: str = "") -> Figure:
+    """Fig. 5: setting B against the fraction of clean templates, one line per (attack, ε)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for (method, eps), part in curves.groupby(["method", "eps"], sort=False):
+        part = part.sort_values("clean_fraction")
+        ax.plot(100 * part["clean_fraction"], part["setting_b"], "o-", ms=3.5, label=f"{label(method)}, ε = {eps:.4g}")
+    ax.axhline(0.5, color="grey", lw=0.6)
+    ax.set(xlabel="clean templates in the set (%)", ylabel="setting B (mean balanced accuracy)", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_strip(images: np.ndarray, titles: Sequence[str]) -> Figure:
+    """Fig. 6 (top): one face at several ε, images (k, H, W, 3) in [0, 1]."""
+    fig, axes = plt.subplots(1, len(images), figsize=(1.9 * len(images), 2.3), squeeze=False)
+    for ax, image, title in zip(axes[0], images, titles):
+        ax.imshow(image)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_tsne(points: pd.DataFrame, titles: dict[float, str] | None = None) -> Figure:
+    """Fig. 6 (bottom): one t-SNE panel per ε (0 = clean), points coloured by gender."""
+    panels = list(dict.fromkeys(points["eps"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.4), squeeze=False)
+    for ax, eps in zip(axes[0], panels):
+        part = points[points["eps"] == eps]
+        for g, colour in ((0, "C0"), (1, "C3")):
+            sel = part[part["gender"] == g]
+            ax.scatter(sel["x"], sel["y"], s=5, c=colour, alpha=0.7, label=GENDER_NAMES[g])
+        ax.set_title((titles or {}).get(eps, "clean" if eps == 0 else f"ε = {eps:.4g}"), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][0].legend(fontsize=8, markerscale=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_privacy_cost(sweep: pd.DataFrame) -> Figure:
+    """Beyond the paper: setting B and the EER against ε (left, middle) and setting B against EER (right)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    clean = sweep[sweep["eps"] == 0].iloc[0]
+    for method, part in sweep.groupby("method", sort=False):
+        attacked = part[part["eps"] > 0].sort_values("eps")
+        axes[0].plot(attacked["eps"], attacked["setting_b"], "o-", ms=3.5, label=label(method))
+        axes[1].plot(attacked["eps"], 100 * attacked["eer"], "o-", ms=3.5, label=label(method))
+        line = pd.concat([part[part["eps"] == 0].iloc[:1], attacked])
+        axes[2].plot(100 * line["eer"], line["setting_b"], "o-", ms=3.5, label=label(method))
+        for _, row in attacked.iterrows():
+            axes[2].annotate(f"{row['eps']:.3g}", (100 * row["eer"], row["setting_b"]), fontsize=6,
+                             xytext=(2, 2), textcoords="offset points")
+    axes[0].axhline(clean["setting_b"], color="k", ls=":", lw=1, label="clean")
+    axes[1].axhline(100 * clean["eer"], color="k", ls=":", lw=1, label="clean")
+    axes[2].plot(100 * clean["eer"], clean["setting_b"], "k*", ms=10, label="clean")
+    axes[0].set(xscale="log", xlabel="ε (log)", ylabel="setting B", title="privacy: setting B (lower is better)")
+    axes[1].set(xscale="log", xlabel="ε (log)", ylabel="EER (%)", title="cost: verification EER")
+    axes[2].set(xscale="symlog", xlabel="EER (%, symlog)", ylabel="setting B", title="setting B against EER (ε marked)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

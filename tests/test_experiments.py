@@ -1,0 +1,238 @@
+"""Tests of the paper's experiments (Figs. 2-6): grids, ε*, the findings, the perturbation table, and a small real run."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mifgsm_lib import evaluation, experiments, mi, pipeline
+from mifgsm_lib.config import RunConfig
+
+SIZE, DIM = 12, 6
+
+
+class TinyFace(nn.Module):
+    """A face-model stand-in with the FaceModel contract: [0,1] images (N,3,H,W) -> templates (N,d)."""
+
+    embedding_dim = DIM
+    name = "tiny"
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 3 * 3, DIM)
+
+    @property
+    def device(self) -> torch.device:
+        return self.fc.weight.device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.avg_pool2d(torch.tanh(self.conv(x - 0.5)), 4).flatten(1))
+
+
+def sweep_frame(values: dict[str, dict[float, tuple[float, float]]]) -> pd.DataFrame:
+    """A sweep DataFrame from {method: {eps: (setting_a, setting_b)}}."""
+    return pd.DataFrame([{"method": m, "eps": e, "setting_a": a, "setting_b": b}
+                         for m, rows in values.items() for e, (a, b) in rows.items()])
+
+
+# ------------------------------------------------------------------------------------------- grids
+
+
+def test_eps_grids_follow_the_paper_and_the_profile():
+    cfg = RunConfig(profile="quick")
+    grids = experiments.eps_grids(cfg, fine_max_eps=0.004)
+    assert grids["default"] == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
+    assert len(grids["sensitive"]) == cfg.sizes["sensitive_steps"] and max(grids["sensitive"]) == pytest.approx(0.03)
+    assert len(grids["fine"]) == cfg.sizes["sensitive_steps"] and max(grids["fine"]) == pytest.approx(0.004)
+    union = experiments.all_eps(grids)
+    assert union == sorted(set(union)) and len(union) == sum(len(g) for g in grids.values())
+
+
+def test_eps_grids_reject_a_fine_grid_above_the_sensitive_range():
+    with pytest.raises(ValueError, match="fine_max_eps"):
+        experiments.eps_grids(RunConfig(profile="quick"), fine_max_eps=0.05)
+
+
+def test_all_eps_merges_equal_levels_and_on_grid_selects_rows():
+    union = experiments.all_eps({"a": [0.1, 0.3 / 3], "b": [0.2, 0.05]})
+    assert union == [0.05, 0.1, 0.2]
+    sweep = sweep_frame({"fgsm": {0.0: (1, 1), 0.05: (0.5, 0.6), 0.1: (0.4, 0.7)}})
+    assert experiments.on_grid(sweep, [0.1])["eps"].tolist() == [0.0, 0.1]
+    assert experiments.on_grid(sweep, [0.05, 0.3], clean=False)["eps"].tolist() == [0.05]
+
+
+def test_sweeps_reject_a_zero_level():
+    with pytest.raises(ValueError, match="ε > 0"):
+        experiments.attack_sweep(RunConfig(profile="quick"), ["fgsm"], [0.0, 0.1], np.arange(4))
+
+
+def test_fig2_rejects_final_rows_that_lack_an_eps():
+    cfg = RunConfig(profile="quick")
+    final = pd.DataFrame([{"method": "mi-fgsm", "eps": e, "mode": "float", "batch_size": 64, "grouped": True,
+                           "setting_a": 1.0, "setting_b": 1.0} for e in (0.0, 0.01)])
+    with pytest.raises(ValueError, match="final: expected MI-FGSM rows"):
+        experiments.estimator_iterations_sweep(cfg, [0.01, 0.02], np.arange(4), final=final)
+
+
+# ------------------------------------------------------------------------------------------- ε* and the findings
+
+
+def test_eps_star_is_closest_to_chance_per_attack():
+    sweep = sweep_frame({
+        "mi-fgsm": {0.0: (0.9, 0.9), 0.01: (0.5, 0.7), 0.02: (0.4, 0.6), 0.03: (0.3, 0.95)},
+        "fgsm": {0.0: (0.9, 0.9), 0.01: (0.5, 0.8), 0.02: (0.4, 0.85), 0.03: (0.3, 0.99)},
+    })
+    star = experiments.eps_star(sweep)
+    assert star.to_dict() == {"fgsm": 0.01, "mi-fgsm": 0.02}
+    assert experiments.at_eps(sweep, star.to_dict())["setting_b"].to_dict() == {"mi-fgsm": 0.6, "fgsm": 0.8}
+
+
+def _findings_sweep(mi_best_b: float, fgsm_best_b: float, big_eps_b: float, mi_a: float) -> pd.DataFrame:
+    clean = (0.95, 0.9)
+    rows = {}
+    for m in ("mi-fgsm", "mi-fgsm-mlp", "fgsm", "random"):
+        best = fgsm_best_b if m == "fgsm" else mi_best_b if m in experiments.MI_ATTACKS else 0.9
+        a = mi_a if m == "mi-fgsm" else 0.2
+        rows[m] = {0.0: clean, 0.005: (0.6, best), 0.05: (a, big_eps_b), 0.3: (a, big_eps_b)}
+    return sweep_frame(rows)
+
+
+def test_paper_findings_hold_when_the_numbers_say_so():
+    table = experiments.paper_findings(_findings_sweep(0.7, 0.8, 0.99, 0.22), default_range=[0.05, 0.3])
+    assert table["verdict"].tolist() == ["holds"] * 4
+    assert "fgsm 80.0%" in table.loc[0, "measured"]
+
+
+def test_paper_findings_do_not_hold_when_the_numbers_disagree():
+    table = experiments.paper_findings(_findings_sweep(0.85, 0.8, 0.88, 0.5), default_range=[0.05, 0.3])
+    assert table["verdict"].tolist()[:3] == ["does not hold here"] * 3
+    # finding 4: ε* over every ε; here the default range's 0.88 is farther from 50 % than 0.85 at 0.005
+    assert table.loc[3, "verdict"] == "holds"
+    late = _findings_sweep(0.85, 0.8, 0.88, 0.5)
+    late.loc[(late["method"] == "mi-fgsm") & (late["eps"] == 0.3), "setting_b"] = 0.5
+    assert experiments.paper_findings(late, default_range=[0.05, 0.3]).loc[3, "verdict"] == "does not hold here"
+
+
+def test_paper_findings_need_the_three_gradient_attacks():
+    sweep = sweep_frame({"mi-fgsm": {0.0: (0.9, 0.9), 0.01: (0.5, 0.7)}})
+    with pytest.raises(ValueError, match="missing"):
+        experiments.paper_findings(sweep, default_range=[0.01])
+
+
+# ------------------------------------------------------------------------------------------- the perturbation
+
+
+@pytest.fixture(scope="module")
+def faces() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    chips = rng.integers(10, 246, size=(4, SIZE, SIZE, 3)).astype(np.uint8)  # no clipping at ±2 grey levels
+    direction = (2 * rng.integers(0, 2, size=(4, 3, SIZE, SIZE)) - 1).astype(np.int8)
+    return chips, direction
+
+
+def test_uint8_storage_erases_perturbations_below_half_a_grey_level(faces):
+    chips, direction = faces
+    eps = [0.25 / 255, 0.45 / 255, 0.75 / 255, 1.25 / 255, 1.6 / 255]
+    table = experiments.perturbation_table(chips, direction, eps, face_model=TinyFace().eval())
+    u8 = table[table["mode"] == "uint8"].reset_index(drop=True)
+    assert u8["changed"].tolist()[:2] == [0.0, 0.0]
+    assert u8["template_shift"].tolist()[:2] == [0.0, 0.0]
+    assert np.isinf(u8["psnr"][:2]).all()
+    assert u8["changed"].tolist()[2:] == [1.0, 1.0, 1.0]
+    assert u8["linf_grey"].round(3).tolist() == [0.0, 0.0, 1.0, 1.0, 2.0]
+    assert u8["same_as_previous"].tolist() == [False, True, False, True, False]
+    fl = table[table["mode"] == "float"]
+    assert np.allclose(fl["linf_grey"], fl["grey_levels"], atol=1e-4)
+    assert (fl["template_shift"] > 0).all() and not fl["same_as_previous"].any()
+
+
+def test_attacked_images_are_displayable(faces):
+    chips, direction = faces
+    images = experiments.attacked_images(chips, direction, [0.01, 0.3])
+    assert images.shape == (2, 4, SIZE, SIZE, 3)
+    assert images.min() >= 0 and images.max() <= 1
+    assert np.allclose(np.abs(images[0] - chips / 255.0).max(), 0.01, atol=1e-6)
+
+
+def test_gradient_batches_hold_both_genders():
+    y = np.array([0] * 30 + [1] * 10)
+    batches = experiments.gradient_batches(y, batch_size=8, seed=0)
+    assert batches["images"].sum() == 40 and len(batches) == 5
+    assert (batches["women"] == 2).all()
+
+
+# ------------------------------------------------------------------------------------------- a small real run
+
+
+@pytest.fixture(scope="module")
+def mirror() -> Path:
+    path = Path(os.environ.get("MIFGSM_MIRROR", "/work/shared/data"))
+    if not (path / "lfw").is_dir():
+        pytest.skip(f"no LFW mirror at {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_run(mirror, tmp_path_factory):
+    """Every experiment on 48 LFW images: a 32-image subset, a briefly trained estimator, two ε."""
+    sizes = {"max_images": {"lfw": 90}, "subset_size": 32, "estimator_iterations": 40,
+             "estimator_checkpoints": (20, 40), "sensitive_steps": 2, "tsne_points": 24}
+    cfg = RunConfig(data_dir=str(mirror), device="cpu", profile="quick", sizes=sizes,
+                    artifacts_dir=str(tmp_path_factory.mktemp("artifacts")))
+    indices = pipeline.subset(cfg)
+    with pytest.MonkeyPatch.context() as patch:  # vCLUB's default batch (256) exceeds these 72 training images
+        patch.setattr(pipeline.mi, "train_vclub", functools.partial(mi.train_vclub, batch_size=32))
+        sweep = experiments.attack_sweep(cfg, ["mi-fgsm", "random"], [0.002, 0.3], indices, batch_size=16)
+    return cfg, indices, sweep
+
+
+def test_attack_sweep_clean_row_is_setting_a_and_b_on_clean_templates(small_run):
+    cfg, indices, sweep = small_run
+    assert len(sweep) == 6 and set(sweep["method"]) == {"mi-fgsm", "random"}
+    clean = pipeline.templates(cfg)
+    y, groups = clean["gender"][indices], clean["identity"][indices]
+    direct = evaluation.setting_b(clean["templates"][indices], y, groups=groups, seed=cfg.seed)
+    rows = sweep[sweep["eps"] == 0]
+    assert rows["setting_b"].tolist() == pytest.approx([direct.mean] * 2, abs=1e-12)
+    assert rows["setting_a"].tolist() == pytest.approx(
+        [evaluation.setting_a(pipeline.mlp(cfg)[0], clean["templates"][indices], y)] * 2)
+    assert (sweep["iteration"] == 40).all() and (sweep["batch_size"] == 16).all()
+
+
+def test_fig2_reuses_the_final_checkpoint_and_computes_the_others(small_run):
+    cfg, indices, sweep = small_run
+    fig2 = experiments.estimator_iterations_sweep(cfg, [0.002], indices, batch_size=16, final=sweep)
+    assert sorted(fig2["iteration"].unique().tolist()) == [20, 40]
+    final = fig2[fig2["iteration"] == 40].reset_index(drop=True)
+    expected = experiments.on_grid(sweep[sweep["method"] == "mi-fgsm"], [0.002])
+    pd.testing.assert_frame_equal(final, expected)
+
+
+def test_mixing_ends_are_the_clean_and_attacked_sweep_values(small_run):
+    cfg, indices, sweep = small_run
+    curve = experiments.mixing_curve(cfg, "mi-fgsm", 0.3, indices, batch_size=16, grid=[0.002, 0.3])
+    ends = curve.set_index("clean_fraction")["setting_b"]
+    mi = sweep[sweep["method"] == "mi-fgsm"].set_index("eps")["setting_b"]
+    assert ends[1.0] == pytest.approx(mi[0.0], abs=1e-12) and ends[0.0] == pytest.approx(mi[0.3], abs=1e-12)
+    with pytest.raises(ValueError, match="grid"):
+        experiments.mixing_curve(cfg, "mi-fgsm", 0.1, indices, grid=[0.002, 0.3])
+
+
+def test_tsne_panels_show_the_same_images_at_each_eps(small_run):
+    cfg, indices, _ = small_run
+    points = experiments.tsne_panels(cfg, "mi-fgsm", [0.3], indices, grid=[0.002, 0.3], batch_size=16)
+    assert points.groupby("eps").size().to_dict() == {0.0: 24, 0.3: 24}
+    genders = points.groupby("eps")["gender"].apply(list)
+    assert genders[0.0] == genders[0.3]
+    again = experiments.tsne_panels(cfg, "mi-fgsm", [0.3], indices, grid=[0.002, 0.3], batch_size=16)
+    pd.testing.assert_frame_equal(points, again)
