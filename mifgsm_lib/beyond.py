@@ -349,6 +349,7 @@ class Study:
     steps: int
     n_images: int
     n_pairs: int
+    templates: dict[tuple[str, float], dict[str, np.ndarray]]
 
 
 def _measure(cfg: RunConfig, target: tradeoff.EvaluationSet, sets: dict[tradeoff.SetKey, np.ndarray]) -> pd.DataFrame:
@@ -391,7 +392,17 @@ def iterative_study(cfg: RunConfig, chapter_sizes: dict[str, Any] | None = None,
     curve_sets.update({tradeoff.SetKey("mi-fgsm", "eps", e): z for e, z in
                        pipeline.perturbed_templates(cfg, "mi-fgsm", grid, target.indices, mode="float").items()})
     curve = _measure(cfg, target, curve_sets)
-    return Study(frontier, robust.reset_index(drop=True), curve, plan.steps, len(target), len(target.pairs))
+    return Study(frontier, robust.reset_index(drop=True), curve, plan.steps, len(target), len(target.pairs),
+                 templates)
+
+
+def logit_margins(estimator: mi.VCLUB, z: np.ndarray) -> np.ndarray:
+    """q's logit margin s_1(z) - s_0(z) of each template (two classes; > 0 where q leans to class 1)."""
+    if estimator.num_classes != 2:
+        raise ValueError(f"estimator: the logit margin needs two classes, got num_classes={estimator.num_classes}")
+    with torch.no_grad():
+        logits = estimator.logits(mi.as_templates(z))
+    return (logits[:, 1] - logits[:, 0]).numpy()
 
 
 def budget_table(frontier: pd.DataFrame) -> pd.DataFrame:
@@ -507,6 +518,25 @@ def attribute_vclub(cfg: RunConfig, attribute: str, name: str = "utkface") -> tu
     estimator = mi.VCLUB.from_checkpoint_state({n[6:]: v for n, v in state.items() if n.startswith("model.")},
                                                expected_dim=z.shape[1]).eval()
     return estimator, {n[8:]: v.numpy() for n, v in state.items() if n.startswith("history.")}
+
+
+def attribute_summary(cfg: RunConfig, attributes: Sequence[str] = tuple(ATTRIBUTE_CLASSES), name: str = "utkface",
+                      indices: np.ndarray | None = None) -> pd.DataFrame:
+    """Per attribute: its classes with their counts among the images ``indices`` (default: the profile's subset),
+    and its vCLUB's held-out log-likelihood beside the prior's, E[log p(y)] = -H(Y) (a useful q beats it)."""
+    ds = pipeline.dataset(cfg, name)
+    indices = pipeline.subset(cfg, name) if indices is None else np.asarray(indices)
+    rows = []
+    for a in attributes:
+        y = attribute_labels(ds, a)
+        share = np.bincount(y[y >= 0], minlength=len(ATTRIBUTE_CLASSES[a])) / np.sum(y >= 0)
+        counts = np.bincount(y[indices][y[indices] >= 0], minlength=len(ATTRIBUTE_CLASSES[a]))
+        _, history = attribute_vclub(cfg, a, name)
+        rows.append({"attribute": a, "classes": ", ".join(f"{c}: {n}" for c, n in zip(ATTRIBUTE_CLASSES[a], counts)),
+                     "held-out log q(y|z)": float(history["val_loglik"][-1]),
+                     "prior E[log p(y)]": float(np.sum(share[share > 0] * np.log(share[share > 0]))),
+                     "held-out vCLUB (nats)": float(history["val_mi"][-1])})
+    return pd.DataFrame(rows).set_index("attribute")
 
 
 def attribute_protection(

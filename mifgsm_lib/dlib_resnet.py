@@ -366,3 +366,17 @@ class DlibResNet(nn.Module):
         x = F.max_pool2d(x, *self.stem_pool)
         x = self.blocks(x)
         return self.fc(x.mean(dim=(2, 3)))
+
+
+def dlib_descriptors(chips: np.ndarray) -> np.ndarray:
+    """dlib's own ``compute_face_descriptor`` of each uint8 RGB chip, as an (N, 128) float64 array.
+
+    The reference the port is checked against (tests, and the templates chapter); needs the ``dlib`` module.
+    """
+    import dlib
+
+    chips = np.asarray(chips)
+    if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[3] != 3:
+        raise ValueError(f"chips: expected a uint8 array (N, S, S, 3), got dtype {chips.dtype} shape {chips.shape}")
+    reference = dlib.face_recognition_model_v1(str(dlib_model_file(DLIB_RESNET_FILE)))
+    return np.array([np.array(reference.compute_face_descriptor(np.ascontiguousarray(c))) for c in chips])

@@ -287,12 +287,18 @@ def mixing_curve(
 
 
 def tsne_points(templates: np.ndarray, seed: int, perplexity: float = 30.0) -> np.ndarray:
-    """Fig. 6: a 2-D t-SNE of templates (scikit-learn, PCA initialisation, seeded)."""
+    """Fig. 6: a 2-D t-SNE of templates (scikit-learn, PCA initialisation, seeded).
+
+    It runs on one thread: scikit-learn's OpenMP gradient is ~10x slower on busy (shared) cores and not faster on
+    a few hundred points.
+    """
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     n = len(templates)
-    return TSNE(n_components=2, perplexity=min(perplexity, (n - 1) / 3), init="pca", random_state=seed).fit_transform(
-        np.asarray(templates, dtype=np.float64))
+    tsne = TSNE(n_components=2, perplexity=min(perplexity, (n - 1) / 3), init="pca", random_state=seed)
+    with threadpool_limits(limits=1):
+        return tsne.fit_transform(np.asarray(templates, dtype=np.float64))
 
 
 def tsne_panels(

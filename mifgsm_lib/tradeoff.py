@@ -55,6 +55,10 @@ TRAIN_DATASET = "utkface"
 #: The baselines, by the names of the frontier.
 BASELINES = ("ive", "multi-ive")
 
+#: Setting-B gap (fraction) beyond which :func:`claim` calls a privacy match loose; the paper's own matches
+#: are up to 2.9 points apart (AgeDB: MI-FGSM 87.02% against IVE 89.92%).
+MATCH_TOLERANCE = 0.03
+
 #: Display names of the methods.
 METHOD_NAMES = {
     "reference": "Reference (no privacy)", "mi-fgsm": "MI-FGSM", "mi-fgsm-mlp": "MI-FGSM-MLP", "fgsm": "FGSM",
@@ -277,6 +281,23 @@ def effective_dimension(templates: np.ndarray, rtol: float = 1e-6) -> int:
     return int((s > rtol * s[0]).sum())
 
 
+def locked_setting_b(
+    cfg: RunConfig, model: MultiIVE, grouped: bool = True, n_jobs: int | None = -1
+) -> evaluation.SettingBResult:
+    """Setting B on the evaluated templates reduced to Multi-IVE's ``n_locked`` locked principal components.
+
+    Every other component is zeroed in the domain and the templates projected back, as a Multi-IVE step
+    would: this is the privacy floor of Multi-IVE, which never eliminates the locked components (beyond
+    the paper; it explains a Multi-IVE curve that stops falling).
+    """
+    target = evaluation_set(cfg)
+    z = model.domain_.transform(pipeline.templates(cfg)["templates"][target.indices].astype(np.float64))
+    z[:, model.n_locked:] = 0.0
+    locked = model.domain_.inverse_transform(z)[target.labelled]
+    return evaluation.setting_b(locked, target.gender[target.labelled], target.identity[target.labelled],
+                                folds=int(cfg.sizes["cv_folds"]), grouped=grouped, seed=cfg.seed, n_jobs=n_jobs)
+
+
 def default_attacks(profile: str) -> list[str]:
     """The attacks of the frontier: MI-FGSM only in the quick profile (CI), all four of the paper otherwise."""
     return ["mi-fgsm"] if profile == "quick" else list(pipeline.ATTACKS)
@@ -284,9 +305,10 @@ def default_attacks(profile: str) -> list[str]:
 
 @dataclass(frozen=True)
 class TradeOff:
-    """The frontier of one run and what it was measured on (for the chapter's table of differences)."""
+    """The frontier of one run, the fitted baselines, and what it was measured on (for the caveats)."""
 
     frontier: pd.DataFrame
+    baselines: dict[str, IVE | MultiIVE]
     dataset: str
     model: str
     n_images: int
@@ -311,6 +333,7 @@ def run(
     n_per_step: int | None = None,
     n_steps: int = ELIMINATION_STEPS,
     n_locked: int = LOCKED_COMPONENTS,
+    n_estimators: int = 30,
     grouped: bool = True,
     n_jobs: int | None = -1,
     progress: bool = True,
@@ -318,13 +341,13 @@ def run(
     """The whole trade-off of ``cfg``'s dataset: every method over its parameter range, measured.
 
     ``attacks=None``: :func:`default_attacks`; ``eps_list=None``: :func:`eps_grid`; the baselines as in
-    :func:`fit_baselines`. The frontier gets a column ``kept``: the dimensions (IVE) or PCA components
+    :func:`fit_baselines` (``n_estimators`` trees per forest). The frontier gets a column ``kept``: the dimensions (IVE) or PCA components
     (Multi-IVE) kept, the template dimension elsewhere.
     """
     attacks = check_attacks(default_attacks(cfg.profile) if attacks is None else attacks)
     eps_values = check_eps_list(eps_grid(cfg.profile) if eps_list is None else eps_list)
     target = evaluation_set(cfg)
-    baselines = fit_baselines(cfg, train_dataset, n_per_step, n_steps, n_locked, n_jobs=n_jobs, progress=progress)
+    baselines = fit_baselines(cfg, train_dataset, n_per_step, n_steps, n_locked, n_estimators, n_jobs, progress)
     sets = protected_templates(cfg, target, attacks, eps_values, baselines)
     folds = int(cfg.sizes["cv_folds"])
     frontier = measure(sets, target, folds=folds, grouped=grouped, seed=cfg.seed, n_jobs=n_jobs)
@@ -332,7 +355,7 @@ def run(
                         for m, v, d in zip(frontier["method"], frontier["value"], frontier["dims"])]
     ive = baselines["ive"]
     return TradeOff(
-        frontier=frontier, dataset=cfg.dataset, model=cfg.model, n_images=len(target),
+        frontier=frontier, baselines=baselines, dataset=cfg.dataset, model=cfg.model, n_images=len(target),
         n_labelled=int(target.labelled.sum()), n_pairs=len(target.pairs), train_dataset=train_dataset,
         n_train=int((pipeline.templates(cfg, train_dataset)["gender"] >= 0).sum()), attacks=tuple(attacks),
         eps_list=tuple(eps_values), n_per_step=int(ive.n_per_step), n_steps=int(ive.n_steps_fitted_),
@@ -404,7 +427,7 @@ def beside_paper(table: pd.DataFrame, label: str) -> pd.DataFrame:
     return pd.concat([ours, PAPER_TABLE2], axis=1)
 
 
-def claim(table: pd.DataFrame) -> str:
+def claim(table: pd.DataFrame, n_pairs: int | None = None) -> str:
     """Whether the paper's claim holds on ``table`` (from :func:`table2`), as a paragraph of markdown.
 
     The claim (Sec. 6.3): at comparable privacy MI-FGSM costs less verification performance (a lower EER)
@@ -430,9 +453,12 @@ def claim(table: pd.DataFrame) -> str:
     else:
         text += f" MI-FGSM at ε* lowers setting B by {100 * gain:.2f} points from the clean templates'."
     gaps = {name: abs(row["setting_b"] - mi["setting_b"]) for name, row in (("IVE", ive), ("Multi-IVE", multi))}
-    far = [f"{name} ({100 * g:.2f} points)" for name, g in gaps.items() if g > 0.01]
+    far = [f"{name} ({100 * g:.2f} points)" for name, g in gaps.items() if g > MATCH_TOLERANCE]
     if far:
         text += f" The match is loose for {' and '.join(far)}: no step of theirs comes closer in setting B."
+    if n_pairs is not None:
+        text += (f" With {n_pairs} pairs, one misclassified pair is {200 / n_pairs:.2f} points of FAR or FRR, so EER "
+                 "gaps of that order are noise.")
     return text
 
 

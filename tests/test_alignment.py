@@ -67,6 +67,14 @@ def test_fallback_for_image_without_face(lfw_paths: list[Path]) -> None:
     np.testing.assert_array_equal(result.chips[0], align_faces(lfw_paths[:1], progress=False).chips[0])
 
 
+def test_fallback_without_mirror() -> None:
+    """Uniform images have no face: each still yields its own chip, flagged as fallback."""
+    images = [np.full((120, 160, 3), value, dtype=np.uint8) for value in (40, 200)]
+    result = align_faces(images, "dlib", progress=False)
+    assert result.fallback.tolist() == [True, True] and result.n_fallback == 2
+    assert np.all(result.chips[0] == 40) and np.all(result.chips[1] == 200)
+
+
 def test_fallback_box_is_centred() -> None:
     box = fallback_box(150, 200)
     side = FALLBACK_BOX_FRACTION * 150

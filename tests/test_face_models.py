@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from mifgsm_lib.dlib_resnet import DLIB_RESNET_FILE, DlibResNet, add_prev, dlib_model_file, parse_dlib_dat
+from mifgsm_lib.dlib_resnet import (
+    DLIB_RESNET_FILE,
+    DlibResNet,
+    add_prev,
+    dlib_descriptors,
+    dlib_model_file,
+    parse_dlib_dat,
+)
 from mifgsm_lib.face_models import FaceModel, embed, load_face_model, to_tensor
 from mifgsm_lib.iresnet import iresnet50, load_backbone
 
@@ -37,13 +44,6 @@ def lfw_chips(mirror: Path) -> np.ndarray:
     people = sorted(p for p in (mirror / "lfw" / "lfw").iterdir() if p.is_dir())[:: 500][:N_LFW_CHIPS]
     paths = [sorted(p.glob("*.jpg"))[0] for p in people]
     return align_faces(paths, "dlib", progress=False).chips
-
-
-def dlib_descriptors(chips: np.ndarray) -> np.ndarray:
-    import dlib
-
-    reference = dlib.face_recognition_model_v1(str(dlib_model_file(DLIB_RESNET_FILE)))
-    return np.array([np.array(reference.compute_face_descriptor(c)) for c in chips], dtype=np.float64)
 
 
 # ------------------------------------------------------------------ dlib port vs dlib

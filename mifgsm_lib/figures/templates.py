@@ -21,7 +21,7 @@ from matplotlib.patches import Rectangle
 from mifgsm_lib import evaluation, verification
 from mifgsm_lib.alignment import FaceAligner, load_rgb
 from mifgsm_lib.data import FaceDataset
-from mifgsm_lib.dlib_resnet import DLIB_RESNET_FILE, LEVELS, DlibResNet, dlib_model_file, parse_dlib_dat
+from mifgsm_lib.dlib_resnet import DLIB_RESNET_FILE, LEVELS, DlibResNet, dlib_descriptors, dlib_model_file, parse_dlib_dat
 from mifgsm_lib.face_models import FaceModel, embed
 
 #: dlib's published LFW accuracy of ``dlib_face_recognition_resnet_model_v1`` (full-size LFW images).
@@ -176,17 +176,6 @@ def dlib_file_parameters() -> int:
     """The number of parameters stored in dlib's ``.dat`` file (convolutions, affine and fc)."""
     net = parse_dlib_dat(dlib_model_file(DLIB_RESNET_FILE))
     return int(sum(array.size for layer in net.layers for array in layer.arrays.values()))
-
-
-def dlib_descriptors(chips: np.ndarray) -> np.ndarray:
-    """dlib's own ``compute_face_descriptor`` of each uint8 RGB chip, as an (N, 128) float64 array."""
-    import dlib
-
-    chips = np.asarray(chips)
-    if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[3] != 3:
-        raise ValueError(f"chips: expected a uint8 array (N, S, S, 3), got dtype {chips.dtype} shape {chips.shape}")
-    reference = dlib.face_recognition_model_v1(str(dlib_model_file(DLIB_RESNET_FILE)))
-    return np.array([np.array(reference.compute_face_descriptor(np.ascontiguousarray(c))) for c in chips])
 
 
 def compare_with_dlib(model: FaceModel, chips: np.ndarray, names: Sequence[str]) -> pd.DataFrame:

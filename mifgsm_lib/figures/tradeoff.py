@@ -8,6 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from mifgsm_lib.tradeoff import BASELINES, METHOD_NAMES
 
@@ -31,6 +32,14 @@ def _methods(frontier: pd.DataFrame) -> list[str]:
     return [m for m in STYLE if m in present]
 
 
+def _log_percent(ax: plt.Axes) -> None:
+    """A log y axis labelled at 1, 2, 5 x 10^k in plain numbers (EER in %)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_frontier(frontier: pd.DataFrame, table: pd.DataFrame | None = None) -> Figure:
     """Setting-B accuracy against EER (left, log scale) and TAR@FAR = 0.1% (right), every method over its range.
 
@@ -40,7 +49,7 @@ def plot_frontier(frontier: pd.DataFrame, table: pd.DataFrame | None = None) -> 
     :func:`mifgsm_lib.tradeoff.table2`) are ringed.
     """
     reference = frontier[frontier["method"] == "reference"].iloc[0]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4), layout="constrained")
     for ax, metric in zip(axes, ("eer", "tar_at_far")):
         for method in _methods(frontier):
             rows = frontier[frontier["method"] == method].sort_values("value")
@@ -59,10 +68,11 @@ def plot_frontier(frontier: pd.DataFrame, table: pd.DataFrame | None = None) -> 
         ax.set_xlabel(LABELS["setting_b"] + "  (← more private)")
         ax.set_ylabel(LABELS[metric])
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_yscale("log")
+    _log_percent(axes[0])
     axes[0].set_title("verification cost: EER (lower is better)")
     axes[1].set_title("verification at a strict threshold: TAR@FAR=0.1% (higher is better)")
-    axes[1].legend(loc="lower right", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9)
     return fig
 
 
@@ -73,7 +83,7 @@ def plot_parameter_curves(frontier: pd.DataFrame) -> Figure:
     The clean templates' values are the dashed lines; 50% (chance) is dotted.
     """
     reference = frontier[frontier["method"] == "reference"].iloc[0]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 7), sharey="row", constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 7), sharex="col", sharey="row", constrained_layout=True)
     for col, baselines in enumerate((False, True)):
         for method in (m for m in _methods(frontier) if (m in BASELINES) == baselines):
             rows = frontier[frontier["method"] == method].sort_values("value")
@@ -94,7 +104,7 @@ def plot_parameter_curves(frontier: pd.DataFrame) -> Figure:
     axes[1, 0].set_xlabel("ε (pixel scale [0, 1])")
     axes[1, 1].set_xlabel("template dimensions (IVE) / PCA components (Multi-IVE) kept")
     axes[1, 1].invert_xaxis()
-    axes[1, 0].set_yscale("log")
+    _log_percent(axes[1, 0])
     axes[0, 0].set_title("image attacks over ε")
     axes[0, 1].set_title("template baselines over elimination steps")
     return fig

@@ -1,0 +1,128 @@
+"""Figures of the chapter "Beyond one step" (issue 7): margins, the frontier with every method, robustness and
+other attributes. Each takes the measured data of :mod:`mifgsm_lib.beyond` and returns a Figure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mifgsm_lib.beyond import ATTRIBUTE_CLASSES, METHOD_NAMES, TARGET
+
+#: One colour and marker per protection, the same in every figure.
+STYLE = {
+    "reference": ("black", "*"), "mi-fgsm": ("tab:red", "o"), "mi-pgd": ("tab:blue", "s"),
+    "mi-pgd-confusion": ("tab:green", "^"), "mi-pgd-aware": ("tab:purple", "D"),
+}
+
+
+def plot_margins(margins: Mapping[str, np.ndarray], gender: np.ndarray, bins: int = 40) -> Figure:
+    """Histograms of q's logit margin s_1 - s_0 (> 0: q says female) per gender, one panel per template set.
+
+    ``margins`` maps a panel title to the margins of the same images (e.g. clean, then each protection).
+    """
+    fig, axes = plt.subplots(1, len(margins), figsize=(3.2 * len(margins), 3.0), sharex=True, sharey=True,
+                             constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    everything = np.concatenate([np.asarray(m) for m in margins.values()])
+    edges = np.linspace(np.quantile(everything, 0.005), np.quantile(everything, 0.995), bins + 1)
+    for ax, (title, m) in zip(axes, margins.items()):
+        for label, name, colour in ((0, "male", "tab:blue"), (1, "female", "tab:orange")):
+            ax.hist(np.asarray(m)[gender == label], bins=edges, alpha=0.6, color=colour, label=name)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("q's logit margin $s_1 - s_0$")
+    axes[0].set_ylabel("images")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame) -> Figure:
+    """Setting B against EER: one-step MI-FGSM over ε (float, line) and every protection at its budgets (filled:
+    8-bit photos, hollow: float images); the issue's target region is shaded."""
+    fig, ax = plt.subplots(figsize=(8, 5.2), constrained_layout=True)
+    ax.add_patch(plt.Rectangle((0, 0), 100 * TARGET["setting_b"], 100 * TARGET["eer"], color="tab:green",
+                               alpha=0.08, label=f"target: B ≤ {TARGET['setting_b']:.0%}, EER ≤ {TARGET['eer']:.0%}"))
+    steps = curve[curve["method"] == "mi-fgsm"].sort_values("value")
+    ref = curve[curve["method"] == "reference"].iloc[0]
+    ax.plot(100 * np.r_[ref["setting_b"], steps["setting_b"]], 100 * np.r_[ref["eer"], steps["eer"]],
+            color="tab:red", alpha=0.4, linewidth=1, label="MI-FGSM (one step) over ε, float")
+    for _, row in steps.iterrows():
+        ax.annotate(f"{row['grey_levels']:.2g}", (100 * row["setting_b"], 100 * row["eer"]), fontsize=7,
+                    color="tab:red", alpha=0.7, xytext=(3, -8), textcoords="offset points")
+    for method, rows in frontier.groupby("method", sort=False):
+        colour, marker = STYLE[method]
+        for mode, part in rows.groupby("mode"):
+            filled = mode == "uint8"
+            ax.scatter(100 * part["setting_b"], 100 * part["eer"], s=140 if method == "reference" else 60,
+                       marker=marker, color=colour if filled else "none", edgecolors=colour, linewidths=1.4,
+                       label=f"{METHOD_NAMES[method]}, {mode}" if method != "reference" or filled else None,
+                       zorder=4)
+            if method != "reference":
+                for _, row in part.iterrows():
+                    ax.annotate(f"{row['grey_levels']:g}", (100 * row["setting_b"], 100 * row["eer"]), fontsize=7,
+                                color=colour, xytext=(4, 3), textcoords="offset points")
+    ax.set_xlabel("gender, setting B balanced accuracy (%)  (← more private)")
+    ax.set_ylabel("EER (%)  (↓ better verification)")
+    ax.set_title("privacy-verification frontier; labels: budget in grey levels")
+    ax.axvline(50, color="grey", linestyle=":", linewidth=1)
+    xs = 100 * pd.concat([frontier["setting_b"], curve["setting_b"]])
+    ax.set_xlim(min(xs.min(), 100 * TARGET["setting_b"]) - 2, xs.max() + 2)
+    ys = 100 * pd.concat([frontier["eer"], curve["eer"]])
+    ax.set_ylim(0, max(ys.max(), 100 * TARGET["eer"]) * 1.1)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def plot_robustness(robust: pd.DataFrame) -> Figure:
+    """Setting B (top) and EER (bottom) of each protection after each processing, beside the clean images."""
+    transforms = list(dict.fromkeys(robust["transform"]))
+    protections = list(dict.fromkeys(zip(robust["method"], robust["grey_levels"])))
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, constrained_layout=True)
+    width = 0.8 / len(protections)
+    for k, (method, grey) in enumerate(protections):
+        part = robust[(robust["method"] == method) & (robust["grey_levels"] == grey)].set_index("transform")
+        x = np.arange(len(transforms)) + (k - (len(protections) - 1) / 2) * width
+        colour, _ = STYLE[method]
+        label = METHOD_NAMES[method] + ("" if method == "reference" else f", {grey:g} grey")
+        for ax, metric in zip(axes, ("setting_b", "eer")):
+            ax.bar(x, 100 * part.reindex(transforms)[metric], width, color=colour, alpha=0.75, label=label)
+    axes[0].set_ylabel("gender, setting B (%)")
+    low = 100 * robust["setting_b"].min()
+    axes[0].set_ylim(max(0, low - 5), 100)
+    axes[1].set_ylabel("EER (%)")
+    axes[1].set_xticks(np.arange(len(transforms)), transforms)
+    axes[1].set_xlabel("processing of the 8-bit photos before embedding")
+    axes[0].legend(fontsize=8, ncol=2)
+    for ax in axes:
+        ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def plot_leakage(leakage: pd.DataFrame) -> Figure:
+    """Setting B of each attribute (panels) on clean templates and on templates protected against each
+    attribute at each budget; the dotted line is chance (1/K)."""
+    measured = list(dict.fromkeys(leakage["measured"]))
+    fig, axes = plt.subplots(1, len(measured), figsize=(4.2 * len(measured), 3.6), sharey=True,
+                             constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    palette = {"none": "black", "gender": "tab:red", "age_group": "tab:blue", "race": "tab:green"}
+    for ax, attribute in zip(axes, measured):
+        part = leakage[leakage["measured"] == attribute]
+        labels = [("clean" if p == "none" else f"{p}\n{g:g} grey") for p, g in zip(part["protected"],
+                                                                                  part["grey_levels"])]
+        colours = [palette.get(p, "grey") for p in part["protected"]]
+        alphas = [1.0 if p == "none" else 0.45 + 0.25 * g for p, g in zip(part["protected"], part["grey_levels"])]
+        for x, (value, colour, alpha) in enumerate(zip(100 * part["setting_b"], colours, alphas)):
+            ax.bar(x, value, color=colour, alpha=min(alpha, 1.0))
+        ax.axhline(100 * part["chance"].iloc[0], color="grey", linestyle=":", label="chance (1/K)")
+        ax.set_xticks(np.arange(len(part)), labels, fontsize=7, rotation=60)
+        ax.set_title(f"{attribute} ({len(ATTRIBUTE_CLASSES[attribute])} classes) leaked", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].set_ylabel("setting B balanced accuracy (%)")
+    axes[0].legend(fontsize=8)
+    return fig

@@ -1,0 +1,318 @@
+"""Tests of the chapter "Beyond one step" (issue 7): mifgsm_lib.beyond and K-class setting B.
+
+The closed-form gradient, MI-PGD's ball, re-estimation, the K-class estimator and the transforms are tested in
+test_mi.py, test_attacks.py and test_robustness.py; here: what beyond.py adds, on a tiny stand-in face model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mifgsm_lib import attacks, beyond, evaluation, robustness
+from mifgsm_lib.classifiers import seeded_init
+from mifgsm_lib.data import FaceDataset
+from mifgsm_lib.mi import VCLUB, train_vclub
+
+SIZE, DIM, N = 12, 6, 32
+
+
+class TinyFace(nn.Module):
+    """A face-model stand-in with the FaceModel contract: [0,1] images (N,3,H,W) -> templates (N,d)."""
+
+    input_size = SIZE
+    embedding_dim = DIM
+    name = "tiny"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 3 * 3, DIM)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.avg_pool2d(torch.tanh(self.conv(x - 0.5)), 4).flatten(1))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def setup() -> dict:
+    torch.manual_seed(0)
+    face = TinyFace().eval()
+    rng = np.random.default_rng(0)
+    y = np.arange(N) % 2
+    chips = rng.integers(0, 256, size=(N, SIZE, SIZE, 3)).astype(np.int64)
+    chips[..., 0] = np.clip(chips[..., 0] + np.where(y[:, None, None] == 1, 60, -60), 0, 255)
+    chips = chips.astype(np.uint8)
+    with torch.no_grad():
+        z = face(attacks.as_float_images(chips))
+    estimator = train_vclub(z, y, z, y, iterations=100, batch_size=16, seed=0, progress=False).estimator
+    return {"face": face, "chips": chips, "y": y, "z": z, "estimator": estimator}
+
+
+# --- 1. The gradient of Eq. 7 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_gradient_check_agrees_with_autograd(num_classes: int) -> None:
+    estimator = seeded_init(VCLUB, 1, dim=5, num_classes=num_classes)
+    z = torch.randn(40, 5, generator=torch.Generator().manual_seed(1))
+    y = np.arange(40) % num_classes
+    row = beyond.gradient_check(estimator, z, y)
+    assert row["classes"] == num_classes and row["templates"] == 40
+    assert row["max_gradient"] > 1e-4
+    assert row["closed_form_error"] < 1e-12
+    assert ("margin_form_error" in row) == (num_classes == 2)
+    if num_classes == 2:
+        assert row["margin_form_error"] < 1e-12
+
+
+def test_margin_weights_known_values() -> None:
+    w = beyond.margin_weights(np.array([0, 0, 1]))
+    # pi = (2/3, 1/3), N = 3: y=0 -> -(1/3)/3, y=1 -> +(2/3)/3
+    np.testing.assert_allclose(w.numpy(), [-1 / 9, -1 / 9, 2 / 9])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        beyond.margin_weights(np.zeros(4, dtype=int))
+
+
+def test_template_signs_do_not_depend_on_the_batch_for_two_classes_only() -> None:
+    z = torch.randn(24, 5, generator=torch.Generator().manual_seed(2))
+    two = seeded_init(VCLUB, 2, dim=5, num_classes=2)
+    y2 = np.r_[np.zeros(17, dtype=int), np.ones(7, dtype=int)]  # skewed: batch frequencies differ from the whole
+    assert beyond.template_sign_change(two, z, y2, batch_size=8, seed=0) == 0.0
+    three = seeded_init(VCLUB, 2, dim=5, num_classes=3)
+    y3 = np.r_[np.zeros(10, dtype=int), np.ones(10, dtype=int), np.full(4, 2)]
+    assert beyond.template_sign_change(three, z, y3, batch_size=8, seed=0) > 0.0
+
+
+def test_sign_change() -> None:
+    assert beyond.sign_change(np.array([1, -1, 0, 2]), np.array([3, 1, 0, -1])) == 0.5
+    with pytest.raises(ValueError, match="expected one shape"):
+        beyond.sign_change(np.zeros(3), np.zeros(4))
+
+
+# --- 2. Protections and their views ---------------------------------------------------------------------------
+
+
+def test_views_are_checked_and_stored() -> None:
+    with pytest.raises(ValueError, match="views="):
+        beyond.check_views(["png"])
+    with pytest.raises(ValueError, match="views="):
+        beyond.check_views("uint8")
+    x = torch.full((1, 3, 8, 8), 0.5 + 0.3 / 255)
+    assert torch.equal(beyond.stored_view(x, "float"), x)
+    assert torch.allclose(beyond.stored_view(x, "uint8") * 255, torch.full_like(x, 128.0))
+    assert beyond.stored_view(x, "jpeg90").shape == x.shape
+
+
+def test_embed_views_equal_direct_embedding(setup: dict) -> None:
+    face, chips, y = setup["face"], setup["chips"], setup["y"]
+    views = ["float", "uint8", "jpeg75", "blur1"]
+    out = beyond.embed_views(face, lambda x, yb, idx: x, chips, y, views, batch_size=8, progress=False)
+    with torch.no_grad():
+        clean = face(attacks.as_float_images(chips)).numpy()
+        jpeg = face(attacks.as_float_images(robustness.TRANSFORMS["jpeg75"](chips))).numpy()
+    np.testing.assert_allclose(out["float"], clean, atol=1e-6)
+    np.testing.assert_allclose(out["uint8"], clean, atol=1e-6)
+    np.testing.assert_allclose(out["jpeg75"], jpeg, atol=1e-5)
+    assert not np.allclose(out["blur1"], clean, atol=1e-3)
+
+
+def test_embed_views_of_pgd_equal_embed_iterative(setup: dict) -> None:
+    face, chips, y = setup["face"], setup["chips"], setup["y"]
+    pgd = attacks.MIPGD(face, setup["estimator"], eps=2 / 255, alpha=beyond.step_size(2 / 255, 3), steps=3,
+                        objective="confusion", reestimate=True, reestimate_iterations=5)
+    out = beyond.embed_views(face, lambda x, yb, idx: pgd(x, yb), chips, y, ["float", "uint8"], batch_size=16,
+                             seed=3, progress=False)
+    for mode in ("float", "uint8"):
+        expected = attacks.embed_iterative(pgd, chips, y, mode=mode, batch_size=16, seed=3, progress=False)
+        np.testing.assert_allclose(out[mode], expected, atol=1e-6)
+
+
+def test_step_size_and_budgets() -> None:
+    assert beyond.step_size(0.01, 1) == 0.01
+    assert beyond.step_size(0.01, 10) == pytest.approx(0.0025)
+    assert beyond.grey_eps(2) == pytest.approx(2 / 255)
+    assert beyond.gradients_per_image("mi-fgsm", 5) == 1 and beyond.gradients_per_image("mi-pgd-aware", 5) == 5
+    with pytest.raises(ValueError, match="steps=0: expected at least 1 step"):
+        beyond.step_size(0.01, 0)
+    with pytest.raises(ValueError, match="grey_levels=0"):
+        beyond.grey_eps(0)
+    with pytest.raises(ValueError, match="method='pgd'"):
+        beyond.check_method("pgd")
+    with pytest.raises(ValueError, match="profile='fast'"):
+        beyond.sizes("fast")
+
+
+def test_pgd_bad_step_size_and_steps(setup: dict) -> None:
+    """The issue's bad inputs, through the chapter's path (alpha > eps and 0 steps are refused by MI-PGD)."""
+    with pytest.raises(ValueError, match=r"alpha=.*expected a step size with 0 < alpha <= eps"):
+        attacks.MIPGD(setup["face"], setup["estimator"], eps=1 / 255, alpha=2 / 255, steps=3)
+    with pytest.raises(ValueError, match="steps=0"):
+        attacks.MIPGD(setup["face"], setup["estimator"], eps=1 / 255, alpha=beyond.step_size(1 / 255, 1), steps=0)
+
+
+def test_plan_from_sizes() -> None:
+    plan = beyond.Plan.from_sizes(beyond.sizes("quick"))
+    assert plan.protections[0] == ("reference", 0.0)
+    assert ("mi-fgsm", 1.0) in plan.protections and ("mi-pgd-aware", 2.0) in plan.protections
+    assert set(plan.views[("reference", 0.0)]) == set(robustness.TRANSFORMS)
+    assert "jpeg90" in plan.views[("mi-pgd-aware", 2.0)] and "jpeg90" not in plan.views[("mi-pgd", 2.0)]
+    assert plan.views[("mi-fgsm", 1.0)] == ("float", "uint8")
+
+
+# --- 2-3. Tables and decisions on measured frames -------------------------------------------------------------
+
+
+def frontier_frame(pgd_b: float, pgd_eer: float) -> pd.DataFrame:
+    rows = [("reference", 0.0, 0, 0.97, 0.02), ("mi-fgsm", 1.0, 1, 0.93, 0.025), ("mi-fgsm", 2.0, 1, 0.95, 0.03),
+            ("mi-pgd-aware", 2.0, 3, pgd_b, pgd_eer)]
+    frames = []
+    for mode in ("float", "uint8"):
+        frames.append(pd.DataFrame([{"method": m, "value": g / 255, "grey_levels": g, "gradients": k, "setting_b": b,
+                                     "setting_a": 0.6, "eer": e, "accuracy": 1 - e, "mode": mode}
+                                    for m, g, k, b, e in rows]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def robustness_frame(pgd_jpeg90: float) -> pd.DataFrame:
+    rows = []
+    for t, ref, fg, pgd in [("none", 0.97, 0.95, 0.80), ("jpeg90", 0.96, 0.96, pgd_jpeg90), ("blur1", 0.95, 0.95, 0.9)]:
+        rows += [{"transform": t, "method": "reference", "value": 0.0, "grey_levels": 0.0, "setting_b": ref,
+                  "eer": 0.02, "accuracy": 0.98},
+                 {"transform": t, "method": "mi-fgsm", "value": 2 / 255, "grey_levels": 2.0, "setting_b": fg,
+                  "eer": 0.03, "accuracy": 0.97},
+                 {"transform": t, "method": "mi-pgd-aware", "value": 2 / 255, "grey_levels": 2.0, "setting_b": pgd,
+                  "eer": 0.03, "accuracy": 0.97}]
+    return pd.DataFrame(rows)
+
+
+def study(pgd_b: float = 0.80, pgd_eer: float = 0.03, pgd_jpeg90: float = 0.955) -> beyond.Study:
+    return beyond.Study(frontier_frame(pgd_b, pgd_eer), robustness_frame(pgd_jpeg90), pd.DataFrame(), 3, 10, 5, {})
+
+
+def test_target_check_and_recommendation() -> None:
+    met = beyond.target_check(frontier_frame(0.80, 0.03))
+    assert met["met"] and met["best"]["method"] == "mi-pgd-aware" and met["one_step_1grey"] == 0.93
+    assert not beyond.target_check(frontier_frame(0.80, 0.05))["met"]  # EER too high
+    assert not beyond.target_check(frontier_frame(0.90, 0.03))["met"]  # not private enough
+    assert beyond.recommend(frontier_frame(0.80, 0.03))["method"] == "mi-pgd-aware"
+    assert beyond.recommend(frontier_frame(0.90, 0.05))["method"] == "mi-fgsm"  # the PGD point costs too much EER
+    no_gain = frontier_frame(0.99, 0.03)
+    no_gain.loc[no_gain["method"] == "mi-fgsm", "setting_b"] = 0.98
+    assert beyond.recommend(no_gain) is None
+
+
+def test_retained_gain_and_vanishing() -> None:
+    kept = beyond.retained_gain(robustness_frame(pgd_jpeg90=0.955))
+    pgd = kept[kept["method"] == "mi-pgd-aware"].set_index("transform")
+    # unprocessed gain 0.17; after JPEG 90 the gain is 0.005 (3 %): vanished; after blur 0.05 (29 %): kept
+    assert pgd.loc["jpeg90", "share"] == pytest.approx(0.005 / 0.17)
+    assert bool(pgd.loc["jpeg90", "vanished"]) and not bool(pgd.loc["blur1", "vanished"])
+    fg = kept[kept["method"] == "mi-fgsm"].set_index("transform")
+    assert fg.loc["jpeg90", "share"] == pytest.approx(0.0 / 0.02)
+    assert "none" not in set(kept["transform"])
+
+
+def test_verdict_is_decided_by_the_numbers() -> None:
+    s = study(pgd_jpeg90=0.955)
+    text = beyond.verdict(s, beyond.retained_gain(s.robustness))
+    assert "MI-PGD (confusion, attacker-aware) at 2 grey" in text and "**met**" in text
+    assert "vanishes" in text and "jpeg90" in text
+    s = study(pgd_jpeg90=0.85)
+    assert "vanishes" not in beyond.verdict(s, beyond.retained_gain(s.robustness))
+    s = study(pgd_b=0.90, pgd_eer=0.05)
+    text = beyond.verdict(s, beyond.retained_gain(s.robustness))
+    assert "MI-FGSM (one step) at 1 grey" in text and "**not met**" in text and "less than half" in text
+
+
+def test_tables() -> None:
+    table = beyond.budget_table(frontier_frame(0.8, 0.03))
+    assert list(table.index.get_level_values(0))[0] == beyond.METHOD_NAMES["reference"]
+    assert ("uint8", "setting_b") in table.columns
+    rob = beyond.robustness_table(robustness_frame(0.9))
+    assert list(rob.index) == ["none", *robustness.TRANSFORMS]
+    assert rob.loc["jpeg90", ("setting_b", "MI-PGD (confusion, attacker-aware), 2 grey")] == pytest.approx(90.0)
+
+
+# --- 4. Other soft biometrics ---------------------------------------------------------------------------------
+
+
+def utk_like(age: list[int], race: list[int]) -> FaceDataset:
+    n = len(age)
+    return FaceDataset("utkface", ".", [f"{i}.jpg" for i in range(n)], [str(i) for i in range(n)], np.arange(n), [],
+                       np.arange(n) % 2, {"age": np.asarray(age), "race": np.asarray(race)})
+
+
+def test_attribute_labels() -> None:
+    ds = utk_like([1, 29, 30, 59, 60, 99], [0, 1, 2, 3, 4, 0])
+    np.testing.assert_array_equal(beyond.attribute_labels(ds, "age_group"), [0, 0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(beyond.attribute_labels(ds, "race"), [0, 1, 2, 3, 4, 0])
+    np.testing.assert_array_equal(beyond.attribute_labels(ds, "gender"), [0, 1, 0, 1, 0, 1])
+    with pytest.raises(ValueError, match="attribute='eyes'"):
+        beyond.attribute_labels(ds, "eyes")
+    young = utk_like([20, 21, 25], [0, 1, 2])
+    with pytest.raises(ValueError, match=r"attribute 'age_group': 1 class\(es\) \[0\] among 3 images; expected at least two"):
+        beyond.attribute_labels(young, "age_group")
+    lfw_like = FaceDataset("lfw", ".", ["a.jpg", "b.jpg"], ["a", "b"], [0, 1], ["A", "B"], [0, 1])
+    with pytest.raises(ValueError, match="dataset 'lfw' has no 'age' labels"):
+        beyond.attribute_labels(lfw_like, "age_group")
+
+
+def test_leakage_tables() -> None:
+    rows = []
+    for p, g, base in [("none", 0.0, 0.0), ("gender", 2.0, -0.1), ("age_group", 2.0, -0.2)]:
+        rows += [{"protected": p, "grey_levels": g, "measured": "gender", "setting_b": 0.9 + base, "chance": 0.5},
+                 {"protected": p, "grey_levels": g, "measured": "age_group",
+                  "setting_b": 0.7 + base / 4 if p == "gender" else 0.7 + base, "chance": 1 / 3}]
+    leakage = pd.DataFrame(rows)
+    col = beyond.collateral(leakage).iloc[0]
+    assert col["change"] == pytest.approx(-0.025) and col["direct change"] == pytest.approx(-0.2)
+    table = beyond.leakage_table(leakage)
+    assert table.loc["chance (1/K)", "age_group"] == pytest.approx(100 / 3)
+    assert table.loc["gender, 2 grey", "gender"] == pytest.approx(80.0)
+
+
+# --- evaluation.py: K-class setting B --------------------------------------------------------------------------
+
+
+def test_setting_b_for_k_classes() -> None:
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    x = rng.normal(size=(90, 4)) + 3.0 * np.eye(4)[y]
+    groups = np.arange(90)
+    result = evaluation.setting_b(x, y, groups, multiclass=True, n_jobs=1)
+    assert result.mean > 0.9
+    noise = evaluation.setting_b(rng.normal(size=(90, 4)), y, groups, multiclass=True, n_jobs=1)
+    assert noise.mean < 0.6  # chance is 1/3
+    sweep = evaluation.setting_b_sweep({0: x}, y, groups, multiclass=True, n_jobs=1, progress=False)
+    assert sweep[0].balanced_accuracy == pytest.approx(result.balanced_accuracy)
+    with pytest.raises(ValueError, match=r"y: expected two classes \(gender\), got 3"):
+        evaluation.setting_b(x, y, groups, n_jobs=1)
+    with pytest.raises(ValueError, match="y: expected at least two classes, got 1"):
+        evaluation.setting_b(x, np.zeros(90, dtype=int), groups, multiclass=True, n_jobs=1)
+    two = y % 2
+    assert (evaluation.setting_b(x, two, groups, n_jobs=1).balanced_accuracy
+            == evaluation.setting_b(x, two, groups, multiclass=True, n_jobs=1).balanced_accuracy)
+
+
+def test_logit_margins_and_their_gradient() -> None:
+    two = seeded_init(VCLUB, 4, dim=5, num_classes=2)
+    z = torch.randn(6, 5, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        logits = two.logits(z)
+    np.testing.assert_allclose(beyond.logit_margins(two, z.numpy()), (logits[:, 1] - logits[:, 0]).numpy(), atol=1e-6)
+    step = 1e-3 * beyond.logit_margin_gradient(two, z)  # a small step up the gradient raises every margin
+    assert (beyond.logit_margins(two, (z + step).numpy()) > beyond.logit_margins(two, z.numpy())).all()
+    with pytest.raises(ValueError, match="needs two classes"):
+        beyond.logit_margins(seeded_init(VCLUB, 4, dim=5, num_classes=3), z.numpy())
