@@ -133,9 +133,12 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     z, y = arrays["templates"], arrays["gender"]
     if args.setting == "A":
         model, _ = pipeline.mlp(cfg)
-        return {"setting": "A", "accuracy": evaluation.setting_a(model, z, y)}
+        keep = y >= 0
+        return {"setting": "A", "accuracy": evaluation.setting_a(model, z[keep], y[keep])}
     groups = arrays.get("identity") if not args.stratified else None
-    result = evaluation.setting_b(z, y, groups=groups, grouped=not args.stratified, seed=cfg.seed)
+    keep = y >= 0  # images of unknown gender (a few in LFW) cannot be scored
+    result = evaluation.setting_b(z[keep], y[keep], groups=None if groups is None else groups[keep],
+                                  folds=cfg.sizes["cv_folds"], grouped=not args.stratified, seed=cfg.seed)
     return {"setting": "B", "folds": "stratified" if args.stratified else "grouped by identity", **result.as_dict()}
 
 

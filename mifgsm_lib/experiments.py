@@ -1,4 +1,4 @@
-"""The paper's experiments as functions of a run configuration (Figs. 2-6, Table 2, the ε-EER curve).
+"""The paper's experiments as functions of a run configuration (Figs. 2-6, the perturbation, the ε-EER curve).
 
 Each returns a :class:`pandas.DataFrame` that a chapter plots or tabulates. They are built from the cached
 steps of :mod:`mifgsm_lib.pipeline` and the metrics of :mod:`mifgsm_lib.evaluation` and
@@ -189,9 +189,8 @@ def at_eps(sweep: pd.DataFrame, eps_by_method: Mapping[str, float]) -> pd.DataFr
 # --------------------------------------------------------------------------------------------------
 
 
-def _rows(sweep: pd.DataFrame, method: str, eps_list: Sequence[float] | None = None) -> pd.DataFrame:
-    part = sweep[sweep["method"] == method]
-    return part[part["eps"] > 0] if eps_list is None else on_grid(part, eps_list, clean=False)
+def _rows(sweep: pd.DataFrame, method: str, eps_list: Sequence[float]) -> pd.DataFrame:
+    return on_grid(sweep[sweep["method"] == method], eps_list, clean=False)
 
 
 def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: float = 0.05) -> pd.DataFrame:
@@ -420,6 +419,35 @@ def pair_distances(cfg: RunConfig) -> dict[str, float]:
     indices, pairs = verification_indices(cfg)
     d = verification.pair_distances(pipeline.templates(cfg)["templates"][indices], pairs.left, pairs.right)
     return {"mated": float(np.median(d[pairs.same])), "non_mated": float(np.median(d[~pairs.same]))}
+
+
+def direction_agreement(directions: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The share of pixel values where two attacks' directions d are equal, for every pair of attacks."""
+    names = list(directions)
+    shapes = {np.shape(d) for d in directions.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"directions: expected arrays of one shape, got {sorted(shapes)}")
+    return pd.DataFrame([[float(np.mean(directions[a] == directions[b])) for b in names] for a in names],
+                        index=names, columns=names)
+
+
+def batch_invariance(
+    attack: attacks.SignAttack, chips: np.ndarray, y: np.ndarray, batch_sizes: Sequence[int], seed: int = 0,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """The directions of ``attack`` computed with each batch size, against those of the first batch size.
+
+    For two classes the sign of the MI gradient of an image does not depend on its batch (the batch scales the
+    gradient of Eq. 7 by a positive label frequency), so the share of equal values should be 1 up to rounding.
+    """
+    if not batch_sizes:
+        raise ValueError("batch_sizes: expected at least one batch size")
+    found = {b: attacks.compute_directions(attack, chips, y, batch_size=b, device=device, seed=seed, progress=False)
+             for b in batch_sizes}
+    first = found[batch_sizes[0]]
+    return pd.DataFrame([{"batch_size": b, "batches": len(attacks.stratified_batches(np.asarray(y), b, seed)),
+                          "equal_to_first": float(np.mean(d == first)), "differ": int(np.sum(d != first))}
+                         for b, d in found.items()])
 
 
 def gradient_batches(y: np.ndarray, batch_size: int, seed: int) -> pd.DataFrame:

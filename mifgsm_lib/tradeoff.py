@@ -201,20 +201,24 @@ def protected_templates(
     attacks: Sequence[str],
     eps_list: Sequence[float],
     baselines: Mapping[str, IVE | MultiIVE],
-    mode: str = "float",
 ) -> dict[SetKey, np.ndarray]:
     """Every protected template set of ``target``'s images, the clean one first (:data:`REFERENCE`).
 
-    Attacks: the templates of the attacked images, each image of every pair attacked
-    (:func:`mifgsm_lib.pipeline.perturbed_templates`), one set per ε. Baselines: ``transform_at_step``
-    of the clean templates, one set per step 1..n.
+    Attacks: the templates of the attacked images, one set per ε (:func:`mifgsm_lib.pipeline.perturbed_templates`,
+    ``float`` mode as in the paper). Every image of the pairs with a known gender is attacked (the gradient
+    needs its label); the few of unknown gender keep their clean template, as in
+    :func:`mifgsm_lib.experiments.verification_sweep`, and setting B leaves them out anyway.
+    Baselines: ``transform_at_step`` of the clean templates, one set per step 1..n.
     """
     clean = pipeline.templates(cfg)["templates"][target.indices]
     sets = {REFERENCE: clean}
     eps_values = check_eps_list(eps_list)
+    known = target.labelled
     for method in check_attacks(attacks):
-        per_eps = pipeline.perturbed_templates(cfg, method, eps_values, target.indices, mode=mode)
-        sets.update({SetKey(method, "eps", e): z for e, z in per_eps.items()})
+        for e, z in pipeline.perturbed_templates(cfg, method, eps_values, target.indices[known]).items():
+            attacked = clean.copy()
+            attacked[known] = z
+            sets[SetKey(method, "eps", e)] = attacked
     for method, model in baselines.items():
         if method not in BASELINES:
             raise ValueError(f"baselines: key {method!r}, expected names from {BASELINES}")
@@ -293,9 +297,10 @@ def locked_setting_b(
     target = evaluation_set(cfg)
     z = model.domain_.transform(pipeline.templates(cfg)["templates"][target.indices].astype(np.float64))
     z[:, model.n_locked:] = 0.0
-    locked = model.domain_.inverse_transform(z)[target.labelled]
-    return evaluation.setting_b(locked, target.gender[target.labelled], target.identity[target.labelled],
-                                folds=int(cfg.sizes["cv_folds"]), grouped=grouped, seed=cfg.seed, n_jobs=n_jobs)
+    locked = {"locked": model.domain_.inverse_transform(z)[target.labelled]}
+    return evaluation.setting_b_sweep(locked, target.gender[target.labelled], target.identity[target.labelled],
+                                      folds=int(cfg.sizes["cv_folds"]), grouped=grouped, seed=cfg.seed,
+                                      n_jobs=n_jobs, progress=False)["locked"]
 
 
 def default_attacks(profile: str) -> list[str]:
@@ -341,8 +346,8 @@ def run(
     """The whole trade-off of ``cfg``'s dataset: every method over its parameter range, measured.
 
     ``attacks=None``: :func:`default_attacks`; ``eps_list=None``: :func:`eps_grid`; the baselines as in
-    :func:`fit_baselines` (``n_estimators`` trees per forest). The frontier gets a column ``kept``: the dimensions (IVE) or PCA components
-    (Multi-IVE) kept, the template dimension elsewhere.
+    :func:`fit_baselines` (``n_estimators`` trees per forest). The frontier gets a column ``kept``: the
+    dimensions (IVE) or PCA components (Multi-IVE) kept, the template dimension elsewhere.
     """
     attacks = check_attacks(default_attacks(cfg.profile) if attacks is None else attacks)
     eps_values = check_eps_list(eps_grid(cfg.profile) if eps_list is None else eps_list)
@@ -441,7 +446,8 @@ def claim(table: pd.DataFrame, n_pairs: int | None = None) -> str:
             f"(Multi-IVE); the clean templates' EER is {100 * ref['eer']:.3f}%. ")
     better = [name for name, row in (("IVE", ive), ("Multi-IVE", multi)) if mi["eer"] < row["eer"]]
     if len(better) == 2:
-        text += "The paper's claim, a smaller verification cost than both baselines at comparable privacy, **holds here**."
+        text += ("The paper's claim, a smaller verification cost than both baselines at comparable privacy, "
+                 "**holds here**.")
     elif better:
         text += f"The paper's claim **holds here against {better[0]} only**."
     else:

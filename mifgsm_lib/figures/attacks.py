@@ -32,20 +32,21 @@ def plot_attacked_faces(
     clean: np.ndarray, attacked: Mapping[str, np.ndarray], eps_list: Sequence[float], batch_size: int
 ) -> Figure:
     """One face (H, W, 3) in [0, 1], attacked by each method (rows) at each ε (columns), and the amplified
-    perturbation of the largest ε (last column). ``attacked[method]`` has shape (len(eps_list), H, W, 3)."""
+    perturbation of the smallest ε (last column; little is clipped there). ``attacked[method]`` has shape
+    (len(eps_list), H, W, 3)."""
     n_cols = len(eps_list) + 2
-    fig, axes = plt.subplots(len(attacked), n_cols, figsize=(1.7 * n_cols, 1.85 * len(attacked)), squeeze=False)
-    for row, (method, images) in zip(axes, attacked.items()):
-        panels = [clean, *images, amplified(clean, images[-1], eps_list[-1])]
-        titles = ["clean", *(f"ε = {e:g}" for e in eps_list), f"x* − x at ε = {eps_list[-1]:g}\n(±ε → black/white)"]
-        for ax, image, title in zip(row, panels, titles):
+    fig, axes = plt.subplots(len(attacked), n_cols, figsize=(1.7 * n_cols, 1.95 * len(attacked)), squeeze=False)
+    titles = ["clean", *(f"ε = {e:g}" for e in eps_list), f"x* − x at ε = {eps_list[0]:g}\n(−ε black, +ε white)"]
+    for r, (method, images) in enumerate(attacked.items()):
+        panels = [clean, *images, amplified(clean, images[0], eps_list[0])]
+        for c, (ax, image) in enumerate(zip(axes[r], panels)):
             ax.imshow(image)
             ax.set_xticks([])
             ax.set_yticks([])
-            if ax is row[0]:
+            if c == 0:
                 ax.set_ylabel(label(method))
-            if row is axes[0]:
-                ax.set_title(title, fontsize=8)
+            if r == 0:
+                ax.set_title(titles[c], fontsize=8)
     fig.suptitle(f"One face, attacked (float storage; MI gradient batch size {batch_size})", fontsize=10)
     fig.tight_layout()
     return fig

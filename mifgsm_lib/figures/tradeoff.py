@@ -60,7 +60,8 @@ def plot_frontier(frontier: pd.DataFrame, table: pd.DataFrame | None = None) -> 
             last = rows.iloc[-1]
             end = f"ε={last['value']:g}" if last["parameter"] == "eps" else f"{int(last['kept'])} kept"
             ax.annotate(end, (x[-1], y[-1]), fontsize=7, color=colour, xytext=(3, 3), textcoords="offset points")
-        ax.plot(100 * reference["setting_b"], 100 * reference[metric], "k*", markersize=12, label=METHOD_NAMES["reference"])
+        ax.plot(100 * reference["setting_b"], 100 * reference[metric], "k*", markersize=12,
+                label=METHOD_NAMES["reference"])
         if table is not None:
             ax.scatter(100 * table["setting_b"], 100 * table[metric], s=160, facecolors="none", edgecolors="black",
                        linewidths=1.2, label="Table 2 points", zorder=5)
