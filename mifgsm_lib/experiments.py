@@ -21,8 +21,8 @@ from mifgsm_lib import attacks, evaluation, pipeline, verification
 from mifgsm_lib.config import RunConfig
 from mifgsm_lib.face_models import FaceModel, embed
 
-#: The top of the finer low-ε grid (beyond the paper). With the dlib model, setting B is back at or above its
-#: clean value from ε ≈ 0.005 (1.3 grey levels) on, so the paper's sensitive grid (up to 0.03) cannot resolve ε*.
+#: The top of the finer low-ε grid (beyond the paper): with the dlib model, setting B dips below its clean value
+#: only for ε below about 0.005 (1.3 grey levels), which a sensitive grid of few steps up to 0.03 does not resolve.
 FINE_MAX_EPS = 0.005
 
 #: The attacks whose direction is a gradient (all but the random attack).
@@ -46,7 +46,8 @@ def eps_grids(cfg: RunConfig, fine_max_eps: float = FINE_MAX_EPS) -> dict[str, l
     - ``fine``: beyond the paper, as many uniform steps up to ``fine_max_eps`` (see :data:`FINE_MAX_EPS`).
     """
     if not 0 < attacks.check_eps(fine_max_eps) < 0.03:
-        raise ValueError(f"fine_max_eps={fine_max_eps!r}: expected a level in (0, 0.03), below the sensitive range's top")
+        raise ValueError(f"fine_max_eps={fine_max_eps!r}: expected a level in (0, 0.03), below the sensitive range's "
+                         "top")
     steps = int(cfg.sizes["sensitive_steps"])
     return {
         "default": attacks.eps_grid_default(),
@@ -196,7 +197,9 @@ def _rows(sweep: pd.DataFrame, method: str, eps_list: Sequence[float]) -> pd.Dat
 def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: float = 0.05) -> pd.DataFrame:
     """The paper's four findings, each with what ``sweep`` measured and a verdict, *holds* / *does not hold here*.
 
-    ``sweep`` is one :func:`attack_sweep` of the four attacks over every grid; ``default_range`` the ε of Fig. 3.
+    ``sweep`` is one :func:`attack_sweep` of the three gradient attacks (and optionally the random one) over
+    every grid; ``default_range`` the ε of Fig. 3. The column ``slack`` is by how much the finding holds
+    (negative: by how much it fails), in the finding's unit (accuracy or ε), to compare with the noise.
 
     1. MI-based attacks beat FGSM in setting B at their best ε: each MI attack's setting B at its ε* (over all
        ε swept) is lower than FGSM's at its own ε*.
@@ -206,7 +209,7 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
        over the default range is at most ``margin`` above the better white-box attack's.
     4. ε* ≤ 0.03 for MI-FGSM, with ε* taken over every ε swept (the default range included).
     """
-    missing = {"mi-fgsm", "mi-fgsm-mlp", "fgsm"} - set(sweep["method"])
+    missing = set(GRADIENT_ATTACKS) - set(sweep["method"])
     if missing:
         raise ValueError(f"sweep: expected rows for MI-FGSM, MI-FGSM-MLP and FGSM, missing {sorted(missing)}")
     clean_b = float(sweep.loc[sweep["eps"] == 0, "setting_b"].iloc[0])
@@ -214,40 +217,43 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
     best = at_eps(sweep, star.to_dict())["setting_b"]
     findings = []
 
-    mi_best = {m: float(best[m]) for m in MI_ATTACKS}
     findings.append({
         "finding": "1. MI-based attacks beat FGSM in setting B at their best ε",
         "paper": "LFW: MI-FGSM 75 % vs FGSM 82 % (Sec. 6.2.2)",
-        "measured": ", ".join(f"{m} {mi_best[m]:.1%} (ε*={star[m]:.4g})" for m in MI_ATTACKS)
-        + f" vs fgsm {best['fgsm']:.1%} (ε*={star['fgsm']:.4g})",
-        "holds": all(v < best["fgsm"] for v in mi_best.values()),
+        "measured": ", ".join(f"{m} {best[m]:.1%} (ε* = {star[m]:.4g})" for m in (*MI_ATTACKS, "fgsm")),
+        "slack": min(float(best["fgsm"] - best[m]) for m in MI_ATTACKS),
     })
+    findings[-1]["holds"] = findings[-1]["slack"] > 0
 
-    margins = {m: float(_rows(sweep, m, default_range)["setting_b"].min() - clean_b) for m in GRADIENT_ATTACKS}
+    default_rows = {m: _rows(sweep, m, default_range) for m in GRADIENT_ATTACKS}
+    above = {m: rows.loc[rows["setting_b"] > clean_b, "eps"].tolist() for m, rows in default_rows.items()}
     findings.append({
         "finding": "2. Setting-B accuracy rises above clean at larger ε",
         "paper": "all attacks but the random one, past a very low ε (Sec. 6.2.1)",
-        "measured": f"clean {clean_b:.1%}; lowest over the default range: "
-        + ", ".join(f"{m} {clean_b + v:.1%}" for m, v in margins.items()),
-        "holds": all(v > 0 for v in margins.values()),
+        "measured": f"clean {clean_b:.1%}; " + "; ".join(
+            f"{m} above clean at ε = {', '.join(f'{e:g}' for e in above[m]) or 'none'} of the default range, "
+            f"lowest {default_rows[m]['setting_b'].min():.1%}" for m in GRADIENT_ATTACKS),
+        "slack": min(float(rows["setting_b"].min() - clean_b) for rows in default_rows.values()),
     })
+    findings[-1]["holds"] = findings[-1]["slack"] > 0
 
-    mean_a = {m: float(_rows(sweep, m, default_range)["setting_a"].mean()) for m in ("mi-fgsm", *WHITE_BOX_ATTACKS)}
-    best_white = min(mean_a[m] for m in WHITE_BOX_ATTACKS)
+    mean_a = {m: float(default_rows[m]["setting_a"].mean()) for m in ("mi-fgsm", *WHITE_BOX_ATTACKS)}
     findings.append({
         "finding": "3. The black-box MI-FGSM is competitive with the white-box attacks in setting A",
         "paper": "competitive with FGSM and MI-FGSM-MLP on most datasets (Sec. 6.2.1)",
         "measured": "mean setting A over the default range: "
         + ", ".join(f"{m} {v:.1%}" for m, v in mean_a.items()) + f" (competitive: within {margin:.0%})",
-        "holds": mean_a["mi-fgsm"] <= best_white + margin,
+        "slack": min(mean_a[m] for m in WHITE_BOX_ATTACKS) + margin - mean_a["mi-fgsm"],
     })
+    findings[-1]["holds"] = findings[-1]["slack"] >= 0
 
     findings.append({
         "finding": "4. ε* ≤ 0.03",
         "paper": "ε* inside the sensitive range, up to 0.03 (Sec. 6.2.2)",
         "measured": "ε* over every ε swept: " + ", ".join(f"{m} {e:.4g}" for m, e in star.items()),
-        "holds": float(star["mi-fgsm"]) <= 0.03,
+        "slack": 0.03 - float(star["mi-fgsm"]),
     })
+    findings[-1]["holds"] = findings[-1]["slack"] >= 0
     table = pd.DataFrame(findings)
     table["verdict"] = np.where(table["holds"], "holds", "does not hold here")
     return table

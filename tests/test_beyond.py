@@ -167,8 +167,9 @@ def test_plan_from_sizes() -> None:
     assert plan.protections[0] == ("reference", 0.0)
     assert ("mi-fgsm", 1.0) in plan.protections and ("mi-pgd-aware", 2.0) in plan.protections
     assert set(plan.views[("reference", 0.0)]) == set(robustness.TRANSFORMS)
-    assert "jpeg90" in plan.views[("mi-pgd-aware", 2.0)] and "jpeg90" not in plan.views[("mi-pgd", 2.0)]
-    assert plan.views[("mi-fgsm", 1.0)] == ("float", "uint8")
+    assert "jpeg90" in plan.views[("mi-pgd-confusion", 2.0)] and "jpeg90" not in plan.views[("mi-pgd", 2.0)]
+    assert plan.views[("mi-fgsm", 1.0)] == ("float", "uint8", *robustness.TRANSFORMS)
+    assert plan.views[("mi-pgd-aware", 2.0)] == ("float", "uint8")
 
 
 # --- 2-3. Tables and decisions on measured frames -------------------------------------------------------------
@@ -201,16 +202,53 @@ def study(pgd_b: float = 0.80, pgd_eer: float = 0.03, pgd_jpeg90: float = 0.955)
     return beyond.Study(frontier_frame(pgd_b, pgd_eer), robustness_frame(pgd_jpeg90), pd.DataFrame(), 3, 10, 5, {})
 
 
-def test_target_check_and_recommendation() -> None:
+def leakage_frame(changes: dict[tuple[str, float], float]) -> pd.DataFrame:
+    """Leakage of gender and age group, clean and protected against each by each (method, grey levels) of
+    ``changes``, every attribute's own leakage moved by the given change; age moves by -0.01 when protecting gender."""
+    clean = {"gender": 0.83, "age_group": 0.75}
+    rows = [{"protected": "none", "method": "reference", "grey_levels": 0.0, "measured": a, "setting_b": b,
+             "chance": 1 / (2 if a == "gender" else 3)} for a, b in clean.items()]
+    for (method, grey), change in changes.items():
+        for protected in clean:
+            for measured, b in clean.items():
+                moved = b + change if protected == measured else b - 0.01
+                rows.append({"protected": protected, "method": method, "grey_levels": grey, "measured": measured,
+                             "setting_b": moved, "chance": 1 / (2 if measured == "gender" else 3)})
+    return pd.DataFrame(rows)
+
+
+def test_target_check() -> None:
     met = beyond.target_check(frontier_frame(0.80, 0.03))
-    assert met["met"] and met["best"]["method"] == "mi-pgd-aware" and met["one_step_1grey"] == 0.93
+    assert met["met"] and met["best"]["method"] == "mi-pgd-aware" and met["best"]["mode"] == "uint8"
+    assert met["one_step_1grey"] == 0.93
     assert not beyond.target_check(frontier_frame(0.80, 0.05))["met"]  # EER too high
     assert not beyond.target_check(frontier_frame(0.90, 0.03))["met"]  # not private enough
-    assert beyond.recommend(frontier_frame(0.80, 0.03))["method"] == "mi-pgd-aware"
-    assert beyond.recommend(frontier_frame(0.90, 0.05))["method"] == "mi-fgsm"  # the PGD point costs too much EER
-    no_gain = frontier_frame(0.99, 0.03)
-    no_gain.loc[no_gain["method"] == "mi-fgsm", "setting_b"] = 0.98
-    assert beyond.recommend(no_gain) is None
+
+
+def test_assessment_and_recommendation() -> None:
+    s = study(pgd_b=0.80, pgd_eer=0.03, pgd_jpeg90=0.85)
+    table = beyond.assess(s, beyond.retained_gain(s.robustness))
+    assert list(zip(table["method"], table["grey_levels"])) == [("mi-fgsm", 1.0), ("mi-fgsm", 2.0),
+                                                                ("mi-pgd-aware", 2.0)]
+    assert np.isnan(table.loc[0, "robust"]) and table.loc[2, "robust"] == 1.0 and table["transfers"].isna().all()
+    assert beyond.recommend(table)["method"] == "mi-pgd-aware"
+    # a protection that costs too much EER gives way to one within the limit
+    s = study(pgd_b=0.80, pgd_eer=0.05, pgd_jpeg90=0.85)
+    pick = beyond.recommend(beyond.assess(s, beyond.retained_gain(s.robustness)))
+    assert (pick["method"], pick["grey_levels"]) == ("mi-fgsm", 1.0)
+    # one that vanishes under JPEG 90 is never recommended
+    s = study(pgd_b=0.80, pgd_eer=0.03, pgd_jpeg90=0.955)
+    table = beyond.assess(s, beyond.retained_gain(s.robustness))
+    assert table.loc[2, "robust"] == 0.0 and beyond.recommend(table)["method"] == "mi-fgsm"
+    # one that raises the leakage on the other dataset is never recommended; verified ones come first
+    s = study(pgd_b=0.80, pgd_eer=0.05, pgd_jpeg90=0.85)
+    leakage = leakage_frame({("mi-fgsm", 1.0): +0.08, ("mi-fgsm", 2.0): +0.1, ("mi-pgd-aware", 2.0): -0.1})
+    table = beyond.assess(s, beyond.retained_gain(s.robustness), leakage)
+    assert table["transfers"].tolist() == [0.0, 0.0, 1.0]
+    assert beyond.recommend(table)["method"] == "mi-pgd-aware"  # over the EER limit, but the only one left
+    # no candidate left
+    leakage = leakage_frame({("mi-fgsm", 1.0): +0.08, ("mi-fgsm", 2.0): +0.1, ("mi-pgd-aware", 2.0): +0.1})
+    assert beyond.recommend(beyond.assess(s, beyond.retained_gain(s.robustness), leakage)) is None
 
 
 def test_retained_gain_and_vanishing() -> None:
@@ -225,24 +263,37 @@ def test_retained_gain_and_vanishing() -> None:
 
 
 def test_verdict_is_decided_by_the_numbers() -> None:
+    s = study(pgd_jpeg90=0.85)
+    text = beyond.verdict(s, beyond.retained_gain(s.robustness))
+    assert "We would recommend MI-PGD (confusion, attacker-aware) at 2 grey" in text and "**met**" in text
+    assert "keeps at least a quarter" in text and "not measured in this profile" in text
     s = study(pgd_jpeg90=0.955)
     text = beyond.verdict(s, beyond.retained_gain(s.robustness))
-    assert "MI-PGD (confusion, attacker-aware) at 2 grey" in text and "**met**" in text
-    assert "vanishes" in text and "jpeg90" in text
-    s = study(pgd_jpeg90=0.85)
-    assert "vanishes" not in beyond.verdict(s, beyond.retained_gain(s.robustness))
-    s = study(pgd_b=0.90, pgd_eer=0.05)
-    text = beyond.verdict(s, beyond.retained_gain(s.robustness))
-    assert "MI-FGSM (one step) at 1 grey" in text and "**not met**" in text and "less than half" in text
+    assert "We would recommend MI-FGSM (one step) at 1 grey" in text
+    assert "Not MI-PGD (confusion, attacker-aware) at 2 grey level(s)" in text and "vanishes under processing" in text
+    assert "less than half" in text
+    s = study(pgd_b=0.80, pgd_eer=0.05, pgd_jpeg90=0.85)
+    leakage = leakage_frame({("mi-fgsm", 1.0): +0.08, ("mi-fgsm", 2.0): +0.1, ("mi-pgd-aware", 2.0): -0.1})
+    text = beyond.verdict(s, beyond.retained_gain(s.robustness), leakage)
+    assert "recommend MI-PGD (confusion, attacker-aware)" in text and "above the 4% limit" in text
+    assert "raises the leakage it targets on the other dataset" in text and "**not met**" in text
+    assert "changes the age-group leakage on the other dataset by -1.0 points" in text
+    leakage = leakage_frame({("mi-fgsm", 1.0): +0.08, ("mi-fgsm", 2.0): +0.1, ("mi-pgd-aware", 2.0): +0.1})
+    assert "**No protection to recommend.**" in beyond.verdict(s, beyond.retained_gain(s.robustness), leakage)
 
 
 def test_tables() -> None:
     table = beyond.budget_table(frontier_frame(0.8, 0.03))
     assert list(table.index.get_level_values(0))[0] == beyond.METHOD_NAMES["reference"]
-    assert ("uint8", "setting_b") in table.columns
+    assert list(table.columns.get_level_values(0))[:4] == ["uint8"] * 4
+    assert table.loc[(beyond.METHOD_NAMES["mi-pgd-aware"], 2.0, 3), ("uint8", "setting B (%)")] == pytest.approx(80.0)
     rob = beyond.robustness_table(robustness_frame(0.9))
-    assert list(rob.index) == ["none", *robustness.TRANSFORMS]
-    assert rob.loc["jpeg90", ("setting_b", "MI-PGD (confusion, attacker-aware), 2 grey")] == pytest.approx(90.0)
+    assert list(rob.columns) == ["none", *robustness.TRANSFORMS]
+    assert rob.loc["MI-PGD (confusion, attacker-aware), 2 grey", "jpeg90"] == pytest.approx(90.0)
+    assert np.isnan(rob.loc["MI-PGD (confusion, attacker-aware), 2 grey", "jpeg50"])  # not measured
+    assert beyond.robustness_table(robustness_frame(0.9), "eer").loc["Reference (no privacy)", "none"] == 2.0
+    with pytest.raises(ValueError, match="metric='psnr'"):
+        beyond.robustness_table(robustness_frame(0.9), "psnr")
 
 
 # --- 4. Other soft biometrics ---------------------------------------------------------------------------------
@@ -271,16 +322,33 @@ def test_attribute_labels() -> None:
 
 def test_leakage_tables() -> None:
     rows = []
-    for p, g, base in [("none", 0.0, 0.0), ("gender", 2.0, -0.1), ("age_group", 2.0, -0.2)]:
-        rows += [{"protected": p, "grey_levels": g, "measured": "gender", "setting_b": 0.9 + base, "chance": 0.5},
-                 {"protected": p, "grey_levels": g, "measured": "age_group",
-                  "setting_b": 0.7 + base / 4 if p == "gender" else 0.7 + base, "chance": 1 / 3}]
+    for p, m, g, base in [("none", "reference", 0.0, 0.0), ("gender", "mi-fgsm", 2.0, 0.05),
+                          ("age_group", "mi-fgsm", 2.0, -0.2)]:
+        rows += [{"protected": p, "method": m, "grey_levels": g, "measured": "gender", "setting_b": 0.9 + base,
+                  "chance": 0.5},
+                 {"protected": p, "method": m, "grey_levels": g, "measured": "age_group",
+                  "setting_b": 0.7 - 0.025 if p == "gender" else 0.7 + base, "chance": 1 / 3}]
     leakage = pd.DataFrame(rows)
     col = beyond.collateral(leakage).iloc[0]
+    assert col["method"] == "mi-fgsm" and col["grey_levels"] == 2.0
     assert col["change"] == pytest.approx(-0.025) and col["direct change"] == pytest.approx(-0.2)
+    own = beyond.self_protection(leakage).set_index("measured")
+    assert own.loc["gender", "change"] == pytest.approx(0.05)  # the protection raised its own attribute's leakage
+    assert own.loc["age_group", "change"] == pytest.approx(-0.2)
     table = beyond.leakage_table(leakage)
     assert table.loc["chance (1/K)", "age_group"] == pytest.approx(100 / 3)
-    assert table.loc["gender, 2 grey", "gender"] == pytest.approx(80.0)
+    assert table.loc["gender: MI-FGSM (one step), 2 grey", "gender"] == pytest.approx(95.0)
+    assert table.loc["none (clean)", "age_group"] == pytest.approx(70.0)
+
+
+def test_attribute_protection_bad_method() -> None:
+    from mifgsm_lib.config import RunConfig
+
+    cfg = RunConfig(profile="quick")
+    with pytest.raises(ValueError, match="method='fgsm'"):
+        beyond.attribute_protection(cfg, "age_group", "fgsm", [0.004], np.arange(4))
+    with pytest.raises(ValueError, match="steps=None"):
+        beyond.attribute_protection(cfg, "age_group", "mi-pgd-confusion", [0.004], np.arange(4))
 
 
 # --- evaluation.py: K-class setting B --------------------------------------------------------------------------
@@ -316,3 +384,26 @@ def test_logit_margins_and_their_gradient() -> None:
     assert (beyond.logit_margins(two, (z + step).numpy()) > beyond.logit_margins(two, z.numpy())).all()
     with pytest.raises(ValueError, match="needs two classes"):
         beyond.logit_margins(seeded_init(VCLUB, 4, dim=5, num_classes=3), z.numpy())
+
+
+def test_figures_draw_the_measured_frames() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mifgsm_lib.figures import beyond as figures
+
+    frontier = frontier_frame(0.8, 0.03)
+    curve = frontier[frontier["mode"] == "float"].replace({"mi-pgd-aware": "mi-fgsm"})
+    fig = figures.plot_frontier(frontier, curve)
+    assert len(fig.axes[0].collections) >= 6  # the target region aside, one scatter per (method, mode)
+    fig = figures.plot_robustness(robustness_frame(0.9))
+    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 3 * 3
+    leakage = leakage_frame({("mi-fgsm", 1.0): 0.05, ("mi-pgd-confusion", 2.0): -0.1})
+    fig = figures.plot_leakage(leakage)
+    assert [len(ax.patches) for ax in fig.axes] == [5, 5]
+    m = np.array([-2.0, 1.0, 3.0, -1.0])
+    fig = figures.plot_margins({"clean": m, "protected": -m}, np.array([0, 1, 1, 0]))
+    assert len(fig.axes) == 2
+    plt.close("all")

@@ -1,4 +1,4 @@
-"""Tests of the paper's experiments (Figs. 2-6): grids, ε*, the findings, the perturbation table, and a small real run."""
+"""Tests of the paper's experiments (Figs. 2-6): grids, ε*, the findings, the perturbation, and a small real run."""
 
 from __future__ import annotations
 
@@ -111,11 +111,13 @@ def test_paper_findings_hold_when_the_numbers_say_so():
     table = experiments.paper_findings(_findings_sweep(0.7, 0.8, 0.99, 0.22), default_range=[0.05, 0.3])
     assert table["verdict"].tolist() == ["holds"] * 4
     assert "fgsm 80.0%" in table.loc[0, "measured"]
+    assert table["slack"].tolist() == pytest.approx([0.1, 0.09, 0.03, 0.025])
 
 
 def test_paper_findings_do_not_hold_when_the_numbers_disagree():
     table = experiments.paper_findings(_findings_sweep(0.85, 0.8, 0.88, 0.5), default_range=[0.05, 0.3])
     assert table["verdict"].tolist()[:3] == ["does not hold here"] * 3
+    assert (table["slack"][:3] < 0).all()
     # finding 4: ε* over every ε; here the default range's 0.88 is farther from 50 % than 0.85 at 0.005
     assert table.loc[3, "verdict"] == "holds"
     late = _findings_sweep(0.85, 0.8, 0.88, 0.5)

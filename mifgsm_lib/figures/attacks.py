@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 #: How the book names the attacks (Sec. 3).
 METHOD_LABELS = {"mi-fgsm": "MI-FGSM", "mi-fgsm-mlp": "MI-FGSM-MLP", "fgsm": "FGSM", "random": "RNDATK"}
@@ -19,6 +20,14 @@ METHOD_LABELS = {"mi-fgsm": "MI-FGSM", "mi-fgsm-mlp": "MI-FGSM-MLP", "fgsm": "FG
 def label(method: str) -> str:
     """The paper's name of an attack."""
     return METHOD_LABELS.get(method, method)
+
+
+def eps_log_axis(ax: plt.Axes) -> None:
+    """A log ε axis labelled in plain decimals at 1, 2 and 5 times each power of ten."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def amplified(clean: np.ndarray, attacked: np.ndarray, eps: float) -> np.ndarray:
@@ -59,8 +68,10 @@ def plot_quality(table: pd.DataFrame) -> Figure:
         part = part.sort_values("eps")
         ax_psnr.plot(part["eps"], part["psnr"], "o-", ms=3, label=label(method))
         ax_ssim.plot(part["eps"], part["ssim"], "o-", ms=3, label=label(method))
-    ax_psnr.set(xscale="log", xlabel="ε ([0, 1] pixel scale, log)", ylabel="PSNR (dB)", title="PSNR against clean")
-    ax_ssim.set(xscale="log", xlabel="ε ([0, 1] pixel scale, log)", ylabel="SSIM", title="SSIM against clean")
+    ax_psnr.set(xlabel="ε ([0, 1] pixel scale, log)", ylabel="PSNR (dB)", title="PSNR against clean")
+    ax_ssim.set(xlabel="ε ([0, 1] pixel scale, log)", ylabel="SSIM", title="SSIM against clean")
+    eps_log_axis(ax_psnr)
+    eps_log_axis(ax_ssim)
     ax_psnr.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -95,7 +106,8 @@ def plot_template_shift(shift: pd.DataFrame, distances: Mapping[str, float]) -> 
     for name, value in distances.items():
         ax.axhline(value, color="grey", ls=styles.get(name, "-."),
                    label=f"median clean {name.replace('_', '-')} pair distance")
-    ax.set(xscale="log", xlabel="ε (log)", ylabel="mean ‖f(x*) − f(x)‖", title="How far the attack moves a template")
+    ax.set(xlabel="ε (log)", ylabel="mean ‖f(x*) − f(x)‖", title="How far the attack moves a template")
+    eps_log_axis(ax)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

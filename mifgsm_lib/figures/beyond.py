@@ -10,13 +10,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mifgsm_lib.beyond import ATTRIBUTE_CLASSES, METHOD_NAMES, TARGET
+from mifgsm_lib.beyond import ATTRIBUTE_CLASSES, METHOD_NAMES, PGD_METHODS, TARGET
 
 #: One colour and marker per protection, the same in every figure.
 STYLE = {
     "reference": ("black", "*"), "mi-fgsm": ("tab:red", "o"), "mi-pgd": ("tab:blue", "s"),
     "mi-pgd-confusion": ("tab:green", "^"), "mi-pgd-aware": ("tab:purple", "D"),
 }
+
+
+#: The methods drawn hatched in :func:`plot_leakage`.
+PGD_HATCHED = tuple(PGD_METHODS)
 
 
 def plot_margins(margins: Mapping[str, np.ndarray], gender: np.ndarray, bins: int = 40) -> Figure:
@@ -59,7 +63,8 @@ def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame) -> Figure:
             filled = mode == "uint8"
             ax.scatter(100 * part["setting_b"], 100 * part["eer"], s=140 if method == "reference" else 60,
                        marker=marker, color=colour if filled else "none", edgecolors=colour, linewidths=1.4,
-                       label=f"{METHOD_NAMES[method]}, {mode}" if method != "reference" or filled else None,
+                       label=(METHOD_NAMES[method] if method == "reference" else f"{METHOD_NAMES[method]}, {mode}")
+                       if method != "reference" or filled else None,
                        zorder=4)
             if method != "reference":
                 for _, row in part.iterrows():
@@ -79,18 +84,22 @@ def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame) -> Figure:
 
 
 def plot_robustness(robust: pd.DataFrame) -> Figure:
-    """Setting B (top) and EER (bottom) of each protection after each processing, beside the clean images."""
+    """Setting B (top) and EER (bottom) of each protection after each processing, beside the clean images; a
+    method's smaller budgets are hatched."""
     transforms = list(dict.fromkeys(robust["transform"]))
     protections = list(dict.fromkeys(zip(robust["method"], robust["grey_levels"])))
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, constrained_layout=True)
     width = 0.8 / len(protections)
+    top = {m: max(g for mm, g in protections if mm == m) for m, _ in protections}
     for k, (method, grey) in enumerate(protections):
         part = robust[(robust["method"] == method) & (robust["grey_levels"] == grey)].set_index("transform")
         x = np.arange(len(transforms)) + (k - (len(protections) - 1) / 2) * width
         colour, _ = STYLE[method]
         label = METHOD_NAMES[method] + ("" if method == "reference" else f", {grey:g} grey")
+        hatch = None if grey == top[method] else "//"  # a method's smaller budgets are hatched
         for ax, metric in zip(axes, ("setting_b", "eer")):
-            ax.bar(x, 100 * part.reindex(transforms)[metric], width, color=colour, alpha=0.75, label=label)
+            ax.bar(x, 100 * part.reindex(transforms)[metric], width, color=colour, alpha=0.75, label=label,
+                   hatch=hatch, edgecolor="white")
     axes[0].set_ylabel("gender, setting B (%)")
     low = 100 * robust["setting_b"].min()
     axes[0].set_ylim(max(0, low - 5), 100)
@@ -104,25 +113,28 @@ def plot_robustness(robust: pd.DataFrame) -> Figure:
 
 
 def plot_leakage(leakage: pd.DataFrame) -> Figure:
-    """Setting B of each attribute (panels) on clean templates and on templates protected against each
-    attribute at each budget; the dotted line is chance (1/K)."""
+    """Setting B of each attribute (panels) on clean templates and on templates protected against each attribute
+    (colour) by each method and budget (bars, labelled); the dotted line is chance (1/K)."""
     measured = list(dict.fromkeys(leakage["measured"]))
-    fig, axes = plt.subplots(1, len(measured), figsize=(4.2 * len(measured), 3.6), sharey=True,
+    fig, axes = plt.subplots(1, len(measured), figsize=(4.6 * len(measured), 4.0), sharey=True,
                              constrained_layout=True)
     axes = np.atleast_1d(axes)
     palette = {"none": "black", "gender": "tab:red", "age_group": "tab:blue", "race": "tab:green"}
     for ax, attribute in zip(axes, measured):
         part = leakage[leakage["measured"] == attribute]
-        labels = [("clean" if p == "none" else f"{p}\n{g:g} grey") for p, g in zip(part["protected"],
-                                                                                  part["grey_levels"])]
-        colours = [palette.get(p, "grey") for p in part["protected"]]
-        alphas = [1.0 if p == "none" else 0.45 + 0.25 * g for p, g in zip(part["protected"], part["grey_levels"])]
-        for x, (value, colour, alpha) in enumerate(zip(100 * part["setting_b"], colours, alphas)):
-            ax.bar(x, value, color=colour, alpha=min(alpha, 1.0))
+        for x, row in enumerate(part.itertuples()):
+            own = row.protected == attribute
+            ax.bar(x, 100 * row.setting_b, color=palette.get(row.protected, "grey"), alpha=0.9 if own else 0.5,
+                   hatch="//" if row.method in PGD_HATCHED else None, edgecolor="white")
+        labels = ["clean" if p == "none" else f"{p}\n{m}, {g:g}" for p, m, g in
+                  zip(part["protected"], part["method"], part["grey_levels"])]
         ax.axhline(100 * part["chance"].iloc[0], color="grey", linestyle=":", label="chance (1/K)")
-        ax.set_xticks(np.arange(len(part)), labels, fontsize=7, rotation=60)
-        ax.set_title(f"{attribute} ({len(ATTRIBUTE_CLASSES[attribute])} classes) leaked", fontsize=10)
+        ax.axhline(100 * part.loc[part["protected"] == "none", "setting_b"].iloc[0], color="black", linewidth=0.8,
+                   linestyle="--", label="clean")
+        ax.set_xticks(np.arange(len(part)), labels, fontsize=7, rotation=90)
+        ax.set_title(f"{attribute} leaked ({len(ATTRIBUTE_CLASSES[attribute])} classes)", fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].set_ylabel("setting B balanced accuracy (%)")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle("bars: protected against (colour), method and grey levels (label); hatched: MI-PGD", fontsize=9)
     return fig

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mifgsm_lib.figures.attacks import label
+from mifgsm_lib.figures.attacks import eps_log_axis, label
 
 #: Setting A and setting B as the paper names them (Table 1).
 SETTINGS = {"setting_a": 'setting "A" (attack): MLP trained on clean', "setting_b": 'setting "B" (privacy): retrained'}
@@ -27,7 +27,7 @@ def _hue_label(hue: str, value: object) -> str:
     return f"{hue} = {value}"
 
 
-def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", xscale: str = "linear") -> Figure:
+def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", log_eps: bool = False) -> Figure:
     """Settings A (left) and B (right) against ε, one line per value of ``hue`` (Figs. 2-4).
 
     The clean accuracy of each setting (the ε = 0 rows) is the dotted line, chance the thin grey one.
@@ -41,7 +41,9 @@ def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", xsc
             ax.plot(part["eps"], part[setting], "o-", ms=3.5, label=_hue_label(hue, value))
         ax.axhline(float(clean[setting].iloc[0]), color="k", ls=":", lw=1, label="clean")
         ax.axhline(0.5, color="grey", lw=0.6)
-        ax.set(xscale=xscale, xlabel="ε ([0, 1] pixel scale)", title=SETTINGS[setting])
+        ax.set(xlabel="ε ([0, 1] pixel scale" + (", log)" if log_eps else ")"), title=SETTINGS[setting])
+        if log_eps:
+            eps_log_axis(ax)
     axes[0].set_ylabel("accuracy (B: mean balanced accuracy)")
     axes[0].set_ylim(0, 1.02)
     axes[1].legend(fontsize=8)
@@ -122,10 +124,12 @@ def plot_privacy_cost(sweep: pd.DataFrame) -> Figure:
     axes[0].axhline(clean["setting_b"], color="k", ls=":", lw=1, label="clean")
     axes[1].axhline(100 * clean["eer"], color="k", ls=":", lw=1, label="clean")
     axes[2].plot(100 * clean["eer"], clean["setting_b"], "k*", ms=10, label="clean")
-    axes[0].set(xscale="log", xlabel="ε (log)", ylabel="setting B", title="privacy: setting B (lower is better)")
-    axes[1].set(xscale="log", xlabel="ε (log)", ylabel="EER (%)", title="cost: verification EER")
-    axes[2].set(xscale="symlog", xlabel="EER (%, symlog)", ylabel="setting B", title="setting B against EER (ε marked)")
+    axes[0].set(xlabel="ε (log)", ylabel="setting B", title="privacy: setting B (lower is better)")
+    axes[1].set(xlabel="ε (log)", ylabel="EER (%)", title="cost: verification EER")
+    axes[2].set(xlabel="EER (%)", ylabel="setting B", title="setting B against EER (ε marked)")
     for ax in axes:
         ax.legend(fontsize=7)
+    for ax in axes[:2]:
+        eps_log_axis(ax)
     fig.tight_layout()
     return fig
