@@ -756,8 +756,9 @@ def verdict(study: Study, kept: pd.DataFrame, leakage: pd.DataFrame | None = Non
     if not pick["within_eer"]:
         text.append(f"Its EER is above the {TARGET['eer']:.0%} limit: no candidate within the limit passed every "
                     "front.")
-    text.append(f"Under processing it {_front(pick['robust'], 'keeps at least a quarter of its gain', 'vanishes')}; "
-                f"on the other dataset it {_front(pick['transfers'], 'lowers the leakage of every attribute it protects', 'raises a leakage')}.")
+    robust = _front(pick["robust"], "keeps at least a quarter of its gain", "vanishes")
+    transfers = _front(pick["transfers"], "lowers the leakage of every attribute it protects", "raises a leakage")
+    text.append(f"Under processing it {robust}; on the other dataset it {transfers}.")
     for _, r in table.iterrows():
         if (r["method"], r["grey_levels"]) == (pick["method"], pick["grey_levels"]):
             continue

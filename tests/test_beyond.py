@@ -313,7 +313,7 @@ def test_attribute_labels() -> None:
     with pytest.raises(ValueError, match="attribute='eyes'"):
         beyond.attribute_labels(ds, "eyes")
     young = utk_like([20, 21, 25], [0, 1, 2])
-    with pytest.raises(ValueError, match=r"attribute 'age_group': 1 class\(es\) \[0\] among 3 images; expected at least two"):
+    with pytest.raises(ValueError, match=r"attribute 'age_group': 1 class\(es\) \[0\] among 3 images; expected"):
         beyond.attribute_labels(young, "age_group")
     lfw_like = FaceDataset("lfw", ".", ["a.jpg", "b.jpg"], ["a", "b"], [0, 1], ["A", "B"], [0, 1])
     with pytest.raises(ValueError, match="dataset 'lfw' has no 'age' labels"):

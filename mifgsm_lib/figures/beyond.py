@@ -48,8 +48,9 @@ def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame) -> Figure:
     """Setting B against EER: one-step MI-FGSM over ε (float, line) and every protection at its budgets (filled:
     8-bit photos, hollow: float images); the issue's target region is shaded."""
     fig, ax = plt.subplots(figsize=(8, 5.2), constrained_layout=True)
+    target = f"target: B ≤ {TARGET['setting_b']:.0%}, EER ≤ {TARGET['eer']:.0%}"
     ax.add_patch(plt.Rectangle((0, 0), 100 * TARGET["setting_b"], 100 * TARGET["eer"], color="tab:green",
-                               alpha=0.08, label=f"target: B ≤ {TARGET['setting_b']:.0%}, EER ≤ {TARGET['eer']:.0%}"))
+                               alpha=0.08, label=target))
     steps = curve[curve["method"] == "mi-fgsm"].sort_values("value")
     ref = curve[curve["method"] == "reference"].iloc[0]
     ax.plot(100 * np.r_[ref["setting_b"], steps["setting_b"]], 100 * np.r_[ref["eer"], steps["eer"]],
@@ -106,7 +107,7 @@ def plot_robustness(robust: pd.DataFrame) -> Figure:
     axes[1].set_ylabel("EER (%)")
     axes[1].set_xticks(np.arange(len(transforms)), transforms)
     axes[1].set_xlabel("processing of the 8-bit photos before embedding")
-    axes[0].legend(fontsize=8, ncol=2)
+    axes[0].legend(fontsize=8, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     for ax in axes:
         ax.grid(True, axis="y", alpha=0.3)
     return fig
