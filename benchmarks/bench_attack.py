@@ -22,7 +22,6 @@ import argparse
 import os
 import time
 
-import numpy as np
 import torch
 
 from mifgsm_lib import attacks, data, evaluation

@@ -419,7 +419,7 @@ def embed_perturbed(
         stop = min(start + batch_size, n)
         x = as_float_images(images[start:stop]).to(dev, memory_format=torch.channels_last)
         d = torch.as_tensor(direction[start:stop]).to(dev, x.dtype, memory_format=torch.channels_last)
-        previous = None
+        previous, previous_eps = None, 0.0
         for e in sorted(out):
             adv = _perturbed(x, d, e, mode)
             changed = np.ones(len(adv), dtype=bool) if previous is None else (

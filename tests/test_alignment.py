@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dlib
@@ -19,14 +18,6 @@ from mifgsm_lib.alignment import (
 )
 from mifgsm_lib.dlib_resnet import dlib_model_file
 from mifgsm_lib.face_models import embed, load_face_model
-
-
-@pytest.fixture(scope="module")
-def mirror() -> Path:
-    path = Path(os.environ.get("MIFGSM_MIRROR", "/work/shared/data"))
-    if not (path / "lfw" / "lfw").is_dir():
-        pytest.skip(f"data mirror not found at {path} (set MIFGSM_MIRROR)")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -15,23 +15,10 @@ from mifgsm_lib import attacks
 from mifgsm_lib.classifiers import MLPGenderClassifier, train_mlp
 from mifgsm_lib.mi import VCLUB, train_vclub
 
-SIZE, DIM, N = 12, 6, 48
+from support import DIM, SIZE, TinyFace
 
-
-class TinyFace(nn.Module):
-    """A face-model stand-in with the FaceModel contract: [0,1] images (N,3,H,W) -> templates (N,d)."""
-
-    input_size = SIZE
-    embedding_dim = DIM
-    name = "tiny"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 3 * 3, DIM)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.avg_pool2d(torch.tanh(self.conv(x - 0.5)), 4).flatten(1))
+N = 48
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_chips(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,15 +30,6 @@ def make_chips(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     chips[:, 0, :, :] = 255
     chips[:, -1, :, :] = 0
     return chips.astype(np.uint8), y
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run faster on one thread than on contended cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -293,7 +271,7 @@ def test_bad_inputs(setup: dict) -> None:
 
 def test_one_gender_is_refused(setup: dict) -> None:
     attack = make_attack("mi-fgsm", setup)
-    chips, y = setup["chips"], setup["y"]
+    chips = setup["chips"]
     with pytest.raises(ValueError, match="both genders"):
         attacks.compute_directions(attack, chips, np.zeros(N, dtype=int), progress=False)
     skewed = np.where(np.arange(N) < 2, 1, 0)

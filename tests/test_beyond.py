@@ -10,39 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from mifgsm_lib import attacks, beyond, evaluation, robustness
 from mifgsm_lib.classifiers import seeded_init
 from mifgsm_lib.data import FaceDataset
 from mifgsm_lib.mi import VCLUB, train_vclub
 
-SIZE, DIM, N = 12, 6, 32
+from support import SIZE, TinyFace
 
-
-class TinyFace(nn.Module):
-    """A face-model stand-in with the FaceModel contract: [0,1] images (N,3,H,W) -> templates (N,d)."""
-
-    input_size = SIZE
-    embedding_dim = DIM
-    name = "tiny"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 3 * 3, DIM)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.avg_pool2d(torch.tanh(self.conv(x - 0.5)), 4).flatten(1))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+N = 32
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

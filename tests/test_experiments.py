@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -174,14 +172,6 @@ def test_gradient_batches_hold_both_genders():
 
 
 # ------------------------------------------------------------------------------------------- a small real run
-
-
-@pytest.fixture(scope="module")
-def mirror() -> Path:
-    path = Path(os.environ.get("MIFGSM_MIRROR", "/work/shared/data"))
-    if not (path / "lfw").is_dir():
-        pytest.skip(f"no LFW mirror at {path}")
-    return path
 
 
 @pytest.fixture(scope="module")

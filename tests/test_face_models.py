@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,6 @@ from mifgsm_lib.face_models import FaceModel, embed, load_face_model, to_tensor
 from mifgsm_lib.iresnet import iresnet50, load_backbone
 
 N_LFW_CHIPS = 8
-
-
-@pytest.fixture(scope="module")
-def mirror() -> Path:
-    path = Path(os.environ.get("MIFGSM_MIRROR", "/work/shared/data"))
-    if not (path / "lfw" / "lfw").is_dir():
-        pytest.skip(f"data mirror not found at {path} (set MIFGSM_MIRROR)")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,7 @@ from mifgsm_lib.mi import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """The networks here are tiny: one CPU thread is fastest, and it keeps the timing stable on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def random_batch(n: int, dim: int, num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
