@@ -27,7 +27,7 @@ from skimage.metrics import structural_similarity
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_validate
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
@@ -200,24 +200,16 @@ def setting_b(
     classifiers: Sequence[str] | Mapping[str, BaseEstimator] | None = None,
     multiclass: bool = False,
 ) -> SettingBResult:
-    """Setting B on one set of templates: ``cross_validate`` of each classifier.
+    """Setting B on one set of templates: each classifier cross-validated on them.
 
     Scoring is ``balanced_accuracy`` (the paper, Sec. 6.3, because full datasets are not
     gender-balanced); the folds are :func:`fold_splits`; ``classifiers`` is a list of
     names from :data:`CLASSIFIERS` or a mapping name -> scikit-learn estimator.
     ``multiclass=True`` accepts K >= 2 classes (another attribute than gender; chance is 1/K).
+    It is :func:`setting_b_sweep` on a single set, so both give the same numbers.
     """
-    x = _as_templates(templates)
-    labels = _as_labels(y, x.shape[0], multiclass)
-    splits = fold_splits(labels, groups, folds, grouped, seed)
-    with _one_blas_thread():
-        per_fold = {
-            name: cross_validate(estimator, x, labels, cv=splits, scoring="balanced_accuracy", n_jobs=n_jobs)[
-                "test_score"
-            ]
-            for name, estimator in _resolve_classifiers(classifiers, seed).items()
-        }
-    return _result(per_fold, folds, grouped, seed, x.shape[0])
+    return setting_b_sweep({0.0: _as_templates(templates)}, y, groups, folds, grouped, seed, n_jobs, classifiers,
+                           progress=False, multiclass=multiclass)[0.0]
 
 
 def _fold_score(estimator: BaseEstimator, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
