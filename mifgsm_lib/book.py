@@ -7,6 +7,7 @@ so the sources in ``book/`` stay free of outputs, and the HTML goes to ``<out>/_
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -95,6 +96,9 @@ def run_chapters(
     run_info = {"parameters": dict(parameters), "versions": versions()}
     (src / "run_info.json").write_text(json.dumps(run_info, indent=2, default=str))
     executed = []
+    # Figures must reach the notebooks: a non-interactive MPLBACKEND (e.g. Agg) would silence matplotlib's
+    # inline backend in the kernels papermill starts, which inherit this environment.
+    os.environ.pop("MPLBACKEND", None)
     for chapter in tqdm(selected, desc="chapters", disable=not progress):
         target = src / f"{chapter}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export MIFGSM_DATA="${MIFGSM_DATA:-$PWD/.mifgsm/data}"
-export MPLBACKEND=Agg
 mifgsm data fetch lfw
 mifgsm data fetch utkface
 mifgsm book --profile "${PROFILE:-default}" --data-dir "$MIFGSM_DATA" "$@"

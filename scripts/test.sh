@@ -9,7 +9,6 @@ export MIFGSM_MIRROR="${MIFGSM_MIRROR:-$(cd .. && pwd)/shared/data}"
 export MIFGSM_DATA="${MIFGSM_DATA:-$PWD/.mifgsm/data}"
 export MIFGSM_ARTIFACTS="${MIFGSM_ARTIFACTS:-$PWD/.mifgsm/artifacts-quick}"
 export MIFGSM_PROFILE=quick
-export MPLBACKEND=Agg
 mifgsm data fetch lfw
 mifgsm data fetch utkface
 set +e

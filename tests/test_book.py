@@ -55,5 +55,7 @@ def test_book_runs_chapters_and_builds_html(tmp_path: Path, capsys: pytest.Captu
     # the rendered page says which parameters produced it
     assert "quick" in html and "seed" in html
     assert (tmp_path / "_build" / "html" / "book" / "club_theory.html").is_file()
+    executed = (tmp_path / "_build" / "executed" / "book" / "club_theory.ipynb").read_text()
+    assert "image/png" in executed, "the chapter's figures did not reach the executed notebook"
     run_info = json.loads((tmp_path / "_build" / "executed" / "run_info.json").read_text())
     assert run_info["parameters"]["seed"] == 3 and "torch" in run_info["versions"]
