@@ -538,6 +538,33 @@ class MIPGD(nn.Module):
         return adv
 
 
+def embed_protected(
+    face_model: nn.Module,
+    protect: Callable[[torch.Tensor, torch.Tensor, np.ndarray], torch.Tensor],
+    images: ImageBatch,
+    y: np.ndarray | torch.Tensor,
+    views: dict[str, Transform],
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "protect + embed",
+) -> dict[str, np.ndarray]:
+    """Templates of protected images, ``protect(x, y, index)`` run once per stratified batch and each of its
+    ``views`` (storage, JPEG, ...: image -> image) embedded; one array of templates per view."""
+    n = image_shape(images)[0]
+    y_np = as_labels(y, n).numpy()
+    dev = resolve_device(str(device))
+    face_model.to(dev, memory_format=torch.channels_last).eval()
+    out = {name: np.empty((n, face_model.embedding_dim), dtype=np.float32) for name in views}
+    for idx in tqdm(stratified_batches(y_np, batch_size, seed), desc=desc, disable=not progress):
+        x = as_float_images(images[idx]).to(dev, memory_format=torch.channels_last)
+        protected = protect(x, torch.from_numpy(y_np[idx]).to(dev), idx).detach()
+        for name, view in views.items():
+            out[name][idx] = embed(face_model, view(protected), batch_size=len(idx), device=dev, progress=False)
+    return out
+
+
 def embed_iterative(
     attack: MIPGD,
     images: ImageBatch,
@@ -551,16 +578,13 @@ def embed_iterative(
 ) -> np.ndarray:
     """Templates f(x*) of MI-PGD's images for a whole set, over the same stratified batches as the one-step attacks."""
     check_mode(mode)
-    n = image_shape(images)[0]
-    y_np = as_labels(y, n).numpy()
-    batches = stratified_batches(y_np, batch_size, seed)
-    _check_batches(y_np, batches, batch_size)
-    dev = resolve_device(str(device))
-    attack.to(dev, memory_format=torch.channels_last).eval()
-    out = np.empty((n, attack.face_model.embedding_dim), dtype=np.float32)
-    for idx in tqdm(batches, desc=f"{attack.name} ({attack.steps} steps)", disable=not progress):
-        x = as_float_images(images[idx]).to(dev, memory_format=torch.channels_last)
-        adv = store(attack(x, torch.from_numpy(y_np[idx]).to(dev)), mode)
-        out[idx] = embed(attack.face_model, transform(adv) if transform else adv, batch_size=len(adv), device=dev,
-                         progress=False)
-    return out
+    y_np = as_labels(y, image_shape(images)[0]).numpy()
+    _check_batches(y_np, stratified_batches(y_np, batch_size, seed), batch_size)
+    attack.to(resolve_device(str(device)), memory_format=torch.channels_last)
+
+    def view(adv: torch.Tensor) -> torch.Tensor:
+        stored = store(adv, mode)
+        return transform(stored) if transform else stored
+
+    return embed_protected(attack.face_model, lambda x, yb, _idx: attack(x, yb), images, y_np, {"x": view},
+                           batch_size, device, seed, progress, desc=f"{attack.name} ({attack.steps} steps)")["x"]

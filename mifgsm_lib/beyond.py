@@ -21,6 +21,7 @@ import copy
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,9 +31,9 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from mifgsm_lib import attacks, evaluation, mi, pipeline, robustness, tradeoff
-from mifgsm_lib.config import RunConfig, resolve_device, torch_threads
+from mifgsm_lib.config import RunConfig, torch_threads
 from mifgsm_lib.data import FaceDataset
-from mifgsm_lib.face_models import FaceModel, embed
+from mifgsm_lib.face_models import FaceModel
 
 #: Code version of this module's cached steps (bump when a step's result changes).
 BEYOND_VERSION = 1
@@ -237,17 +238,8 @@ def embed_views(
     one-step attacks' directions); ``protect`` runs once per batch and each view of its output is embedded.
     """
     views = check_views(views)
-    n = attacks.image_shape(images)[0]
-    labels = attacks.as_labels(y, n).numpy()
-    dev = resolve_device(str(device))
-    face_model.to(dev, memory_format=torch.channels_last).eval()
-    out = {v: np.empty((n, face_model.embedding_dim), dtype=np.float32) for v in views}
-    for idx in tqdm(attacks.stratified_batches(labels, batch_size, seed), desc="protect + embed", disable=not progress):
-        x = attacks.as_float_images(images[idx]).to(dev, memory_format=torch.channels_last)
-        protected = protect(x, torch.from_numpy(labels[idx]).to(dev), idx).detach()
-        for v in views:
-            out[v][idx] = embed(face_model, stored_view(protected, v), batch_size=len(idx), device=dev, progress=False)
-    return out
+    return attacks.embed_protected(face_model, protect, images, y, {v: partial(stored_view, view=v) for v in views},
+                                   batch_size, device, seed, progress)
 
 
 def step_size(eps: float, steps: int) -> float:
