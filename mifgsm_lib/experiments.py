@@ -194,6 +194,10 @@ def _rows(sweep: pd.DataFrame, method: str, eps_list: Sequence[float]) -> pd.Dat
     return on_grid(sweep[sweep["method"] == method], eps_list, clean=False)
 
 
+#: The top of the paper's sensitive range (Sec. 6.2.2): ε* is looked for at or below it.
+SENSITIVE_MAX_EPS = 0.03
+
+
 def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: float = 0.05) -> pd.DataFrame:
     """The paper's four findings, each with what ``sweep`` measured and a verdict, *holds* / *does not hold here*.
 
@@ -201,8 +205,9 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
     every grid; ``default_range`` the ε of Fig. 3. The column ``slack`` is by how much the finding holds
     (negative: by how much it fails), in the finding's unit (accuracy or ε), to compare with the noise.
 
-    1. MI-based attacks beat FGSM in setting B at their best ε: each MI attack's setting B at its ε* (over all
-       ε swept) is lower than FGSM's at its own ε*.
+    1. MI-based attacks beat FGSM in setting B at their best ε: each MI attack's setting B at its ε* is lower
+       than FGSM's at its own ε*, with ε* taken where the paper takes it, over the ε <= 0.03 swept (the
+       sensitive range and the finer grid below it).
     2. Setting-B accuracy rises above clean at larger ε: every gradient attack's setting B exceeds the clean
        value at every ε of the default range.
     3. The black-box MI-FGSM is competitive with the white-box attacks in setting A: its mean setting-A accuracy
@@ -214,13 +219,14 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
         raise ValueError(f"sweep: expected rows for MI-FGSM, MI-FGSM-MLP and FGSM, missing {sorted(missing)}")
     clean_b = float(sweep.loc[sweep["eps"] == 0, "setting_b"].iloc[0])
     star = eps_star(sweep)
-    best = at_eps(sweep, star.to_dict())["setting_b"]
+    low_star = eps_star(sweep[sweep["eps"] <= SENSITIVE_MAX_EPS])
+    best = at_eps(sweep, low_star.to_dict())["setting_b"]
     findings = []
 
     findings.append({
         "finding": "1. MI-based attacks beat FGSM in setting B at their best ε",
         "paper": "LFW: MI-FGSM 75 % vs FGSM 82 % (Sec. 6.2.2)",
-        "measured": ", ".join(f"{m} {best[m]:.1%} (ε* = {star[m]:.4g})" for m in (*MI_ATTACKS, "fgsm")),
+        "measured": ", ".join(f"{m} {best[m]:.1%} (ε* = {low_star[m]:.4g})" for m in (*MI_ATTACKS, "fgsm")),
         "slack": min(float(best["fgsm"] - best[m]) for m in MI_ATTACKS),
     })
     findings[-1]["holds"] = findings[-1]["slack"] > 0
@@ -251,7 +257,7 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
         "finding": "4. ε* ≤ 0.03",
         "paper": "ε* inside the sensitive range, up to 0.03 (Sec. 6.2.2)",
         "measured": "ε* over every ε swept: " + ", ".join(f"{m} {e:.4g}" for m, e in star.items()),
-        "slack": 0.03 - float(star["mi-fgsm"]),
+        "slack": SENSITIVE_MAX_EPS - float(star["mi-fgsm"]),
     })
     findings[-1]["holds"] = findings[-1]["slack"] >= 0
     table = pd.DataFrame(findings)
