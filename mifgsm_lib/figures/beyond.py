@@ -13,6 +13,9 @@ from matplotlib.figure import Figure
 from mifgsm_lib.beyond import ATTRIBUTE_CLASSES, METHOD_NAMES, PGD_METHODS, TARGET
 
 #: One colour and marker per protection, the same in every figure.
+#: IVE and Multi-IVE, dashed, in colours the protections here do not use.
+BASELINE_STYLE = {"ive": ("tab:cyan", "D"), "multi-ive": ("tab:olive", "P")}
+
 STYLE = {
     "reference": ("black", "*"), "mi-fgsm": ("tab:red", "o"), "mi-pgd": ("tab:blue", "s"),
     "mi-pgd-confusion": ("tab:green", "^"), "mi-pgd-aware": ("tab:purple", "D"),
@@ -44,10 +47,17 @@ def plot_margins(margins: Mapping[str, np.ndarray], gender: np.ndarray, bins: in
     return fig
 
 
-def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame) -> Figure:
+def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame, baselines: pd.DataFrame | None = None) -> Figure:
     """Setting B against EER: one-step MI-FGSM over ε (float, line) and every protection at its budgets (filled:
-    8-bit photos, hollow: float images); the issue's target region is shaded."""
+    8-bit photos, hollow: float images); the issue's target region is shaded. ``baselines``: the trade-off
+    chapter's frontier (:func:`mifgsm_lib.tradeoff.run`), whose IVE and Multi-IVE curves are drawn over their steps."""
     fig, ax = plt.subplots(figsize=(8, 5.2), constrained_layout=True)
+    if baselines is not None:
+        for method in ("ive", "multi-ive"):
+            rows = baselines[baselines["method"] == method].sort_values("value")
+            colour, marker = BASELINE_STYLE[method]
+            ax.plot(100 * rows["setting_b"], 100 * rows["eer"], color=colour, marker=marker, markersize=3,
+                    linewidth=1, linestyle="--", alpha=0.8, label=f"{METHOD_NAMES[method]} over its steps")
     target = f"target: B ≤ {TARGET['setting_b']:.0%}, EER ≤ {TARGET['eer']:.0%}"
     ax.add_patch(plt.Rectangle((0, 0), 100 * TARGET["setting_b"], 100 * TARGET["eer"], color="tab:green",
                                alpha=0.08, label=target))
