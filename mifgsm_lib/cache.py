@@ -151,6 +151,3 @@ class ArtifactCache:
         save_state_dict(path, state)
         self._record(step, version, params)
         return state
-
-    def has(self, step: str, version: int, params: Mapping[str, Any], suffix: str) -> bool:
-        return self.path(step, version, params, suffix).exists()
