@@ -364,15 +364,20 @@ def compute_directions(
     device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool = True,
+    index: np.ndarray | None = None,
 ) -> np.ndarray:
     """The direction d of every image (int8, (N, 3, H, W)), computed once for every ε.
 
     ``images`` are uint8 chips (N, H, W, 3) or float images (N, 3, H, W) in [0, 1]. Batches are stratified
     by label with a seeded permutation (:func:`stratified_batches`); the MI attacks need both genders in
-    every batch since the vCLUB estimate is a batch statistic.
+    every batch since the vCLUB estimate is a batch statistic. ``index``: each image's index in its dataset
+    (default: its position in ``images``), which seeds the random attack's draw.
     """
     n, c, h, w = image_shape(images)
     y_np = as_labels(y, n).numpy()
+    index = np.arange(n) if index is None else np.asarray(index)
+    if index.shape != (n,):
+        raise ValueError(f"index: expected {n} dataset indices, one per image, got shape {index.shape}")
     batches = stratified_batches(y_np, batch_size, seed)
     if attack.batch_statistic:
         _check_batches(y_np, batches, batch_size)
@@ -382,7 +387,7 @@ def compute_directions(
     for idx in tqdm(batches, desc=f"{attack.name} directions", disable=not progress):
         x = as_float_images(images[idx]).to(dev, memory_format=torch.channels_last)
         yb = torch.from_numpy(y_np[idx]).to(dev)
-        out[idx] = attack.signs(x, yb, torch.from_numpy(idx)).cpu().numpy()
+        out[idx] = attack.signs(x, yb, torch.from_numpy(index[idx])).cpu().numpy()
     return out
 
 
@@ -396,13 +401,16 @@ def embed_perturbed(
     device: str | torch.device = "cpu",
     progress: bool = True,
     transform: Transform | None = None,
+    clean: np.ndarray | None = None,
 ) -> dict[float, np.ndarray]:
     """Templates f(x*) of x* = clip(x + ε·d) for each ε, reusing one direction per image (no gradient).
 
     The ε are visited in increasing order and an image whose stored x* equals its x* at the previous ε is not
     embedded again: in ``uint8`` mode neighbouring ε of a fine grid mostly round to the same image (the
-    sensitive range's 50 steps up to 0.03 span under 8 grey levels). ``transform`` (e.g. from
-    :mod:`mifgsm_lib.robustness`, acting on each image alone) processes the stored images before embedding.
+    sensitive range's 50 steps up to 0.03 span under 8 grey levels). With ``clean``, the templates f(x) of the
+    unperturbed images, an x* equal to x (``uint8`` below half a grey level, or d = 0) takes its clean template
+    exactly instead of a second forward pass. ``transform`` (e.g. from :mod:`mifgsm_lib.robustness`, acting on
+    each image alone) processes the stored images before embedding.
     """
     eps_values = [check_eps(e) for e in eps_list]
     check_mode(mode)
@@ -411,6 +419,9 @@ def embed_perturbed(
         raise ValueError(
             f"direction: expected shape {image_shape(images)} like the images, got {tuple(direction.shape)}"
         )
+    if clean is not None and (transform is not None or np.shape(clean) != (n, face_model.embedding_dim)):
+        raise ValueError(f"clean: expected ({n}, {face_model.embedding_dim}) templates of the unprocessed images "
+                         f"(and no transform), got shape {np.shape(clean)}")
     check_batch_size(batch_size)
     dev = resolve_device(str(device))
     face_model.eval()
@@ -419,18 +430,18 @@ def embed_perturbed(
         stop = min(start + batch_size, n)
         x = as_float_images(images[start:stop]).to(dev, memory_format=torch.channels_last)
         d = torch.as_tensor(direction[start:stop]).to(dev, x.dtype, memory_format=torch.channels_last)
-        previous, previous_eps = None, 0.0
+        previous, previous_z = (x, clean[start:stop]) if clean is not None else (None, None)
         for e in sorted(out):
             adv = _perturbed(x, d, e, mode)
             changed = np.ones(len(adv), dtype=bool) if previous is None else (
                 (adv != previous).flatten(1).any(dim=1).cpu().numpy())
             if not changed.all():
-                out[e][start:stop][~changed] = out[previous_eps][start:stop][~changed]
+                out[e][start:stop][~changed] = previous_z[~changed]
             if changed.any():
                 fresh = adv[torch.from_numpy(changed).to(dev)]
                 out[e][start:stop][changed] = embed(face_model, transform(fresh) if transform else fresh,
                                                     batch_size=len(fresh), device=dev, progress=False)
-            previous, previous_eps = adv, e
+            previous, previous_z = adv, out[e][start:stop]
     return out
 
 

@@ -36,7 +36,7 @@ from mifgsm_lib.data import FaceDataset
 from mifgsm_lib.face_models import FaceModel
 
 #: Code version of this module's cached steps (bump when a step's result changes).
-BEYOND_VERSION = 1
+BEYOND_VERSION = 2
 
 #: One grey level of an 8-bit image on the [0, 1] pixel scale.
 GREY_LEVEL = 1.0 / 255.0
@@ -187,10 +187,11 @@ def template_sign_change(
 
 
 def batch_size_sign_change(cfg: RunConfig, indices: np.ndarray, batch_size: int = 64) -> dict[str, float]:
-    """The fraction of MI-FGSM's pixel signs that change between batches of ``batch_size`` and the whole set
-    ``indices`` as one batch (both cached by :func:`mifgsm_lib.pipeline.directions`), and the share of zeros."""
+    """The fraction of MI-FGSM's pixel signs that change between batches of ``batch_size`` (the chapters'
+    directions) and the whole set ``indices`` as one batch (both cached by :func:`mifgsm_lib.pipeline.directions`),
+    and the share of zeros."""
     small = pipeline.directions(cfg, "mi-fgsm", indices, batch_size=batch_size)
-    whole = pipeline.directions(cfg, "mi-fgsm", indices, batch_size=len(indices))
+    whole = pipeline.directions(cfg, "mi-fgsm", indices, batch_size=len(indices), over=indices, block=len(indices))
     return {"images": len(indices), "batch_size": batch_size, "changed": sign_change(small, whole),
             "changed_pixels": int(np.sum(small != whole)), "pixels": int(small.size),
             "zero_share": float(np.mean(whole == 0))}
@@ -294,10 +295,17 @@ def protected_templates(
     cfg: RunConfig, method: str, eps: float, indices: np.ndarray, views: Sequence[str], steps: int,
     batch_size: int = 64, progress: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Cached templates of the images ``indices`` protected by ``method`` at ``eps``, per view."""
+    """Cached templates of the images ``indices`` protected by ``method`` at ``eps``, per view.
+
+    Only the images of known gender are protected (the protections need the label, as the one-step attacks of
+    :func:`mifgsm_lib.pipeline.directions`); the others keep their clean, unprocessed template in every view
+    and every method, the reference included, so that the methods stay comparable on the same pairs.
+    """
     views = check_views(views)
     eps = 0.0 if check_method(method) == "reference" else attacks.check_eps(eps)
     ds = pipeline.dataset(cfg)
+    indices = np.asarray(indices)
+    known = ds.gender[indices] >= 0
     params = {
         **pipeline.dataset_key(ds), **pipeline.model_key(cfg), "method": method, "eps": eps, "views": views,
         "steps": steps if method in PGD_METHODS else None, "seed": cfg.seed, "batch_size": batch_size,
@@ -305,10 +313,15 @@ def protected_templates(
     }
 
     def compute() -> dict[str, np.ndarray]:
-        protect = make_protection(cfg, method, eps, indices, steps, batch_size)
-        chips = pipeline.chips(cfg)["chips"][np.asarray(indices)]
-        return embed_views(pipeline.face_model(cfg), protect, chips, ds.gender[indices], views,
-                           batch_size=batch_size, seed=cfg.seed, device=cfg.torch_device, progress=progress)
+        protect = make_protection(cfg, method, eps, indices[known], steps, batch_size)
+        chips = pipeline.chips(cfg)["chips"][indices[known]]
+        protected = embed_views(pipeline.face_model(cfg), protect, chips, ds.gender[indices[known]], views,
+                                batch_size=batch_size, seed=cfg.seed, device=cfg.torch_device, progress=progress)
+        out = {}
+        for view, z in protected.items():
+            out[view] = pipeline.templates(cfg)["templates"][indices].copy()
+            out[view][known] = z
+        return out
 
     return pipeline.cache(cfg).arrays("beyond_protected", BEYOND_VERSION, params, compute)
 

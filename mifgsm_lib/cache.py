@@ -115,7 +115,8 @@ class ArtifactCache:
         key = cache_key(step, version, params)
         return self.root / step / f"{key}{suffix}"
 
-    def _record(self, step: str, version: int, params: Mapping[str, Any]) -> None:
+    def record(self, step: str, version: int, params: Mapping[str, Any]) -> None:
+        """Write the entry's parameters beside it (``<key>.json``), once."""
         meta = self.path(step, version, params, ".json")
         if not meta.exists():
             save_json(meta, {"step": step, "version": version, "params": _canonical(params)})
@@ -133,7 +134,7 @@ class ArtifactCache:
             return load_npz(path)
         arrays = {k: np.asarray(v) for k, v in compute().items()}
         save_npz(path, arrays)
-        self._record(step, version, params)
+        self.record(step, version, params)
         return arrays
 
     def state_dict(
@@ -149,5 +150,5 @@ class ArtifactCache:
             return load_state_dict(path)
         state = dict(compute())
         save_state_dict(path, state)
-        self._record(step, version, params)
+        self.record(step, version, params)
         return state

@@ -334,7 +334,8 @@ def _load_colorferet(root: Path, images_dir: str | None = None) -> FaceDataset:
                        np.array([gender_of[r[0]] for r in rows]), attributes, problems)
 
 
-_GENDER_WORDS = {"0": MALE, "m": MALE, "male": MALE, "1": FEMALE, "f": FEMALE, "female": FEMALE}
+_GENDER_WORDS = {"0": MALE, "m": MALE, "male": MALE, "1": FEMALE, "f": FEMALE, "female": FEMALE,
+                 "": UNKNOWN, "-1": UNKNOWN, "unknown": UNKNOWN}
 
 
 def _column(values: list[str]) -> np.ndarray:
@@ -349,7 +350,8 @@ def _column(values: list[str]) -> np.ndarray:
 
 def _load_folder(root: Path, labels: str | Path = "labels.csv") -> FaceDataset:
     """Any image folder with a CSV of labels: columns ``path,gender[,identity,...]`` (paths relative to
-    ``root``; gender 0/1/m/f/male/female); other columns become attributes."""
+    ``root``; gender 0/1/m/f/male/female, or -1/unknown/empty for an unknown gender, kept as -1 like LFW's);
+    other columns become attributes."""
     csv_path = root / labels
     if not csv_path.is_file():
         raise FileNotFoundError(f"folder dataset: labels file {csv_path} not found (a CSV with columns path,gender"
@@ -364,7 +366,8 @@ def _load_folder(root: Path, labels: str | Path = "labels.csv") -> FaceDataset:
         raise _no_images("folder", csv_path, "one row per image")
     for line, row in rows:
         if row["gender"].strip().lower() not in _GENDER_WORDS:
-            raise ValueError(f"{csv_path} line {line}: gender={row['gender']!r}, expected 0/1, m/f or male/female")
+            raise ValueError(f"{csv_path} line {line}: gender={row['gender']!r}, expected 0/1, m/f or male/female "
+                             "(-1, unknown or empty: not known)")
         if not (root / row["path"]).is_file():
             raise FileNotFoundError(f"{csv_path} line {line}: image {root / row['path']} not found")
     paths = [row["path"] for _, row in rows]

@@ -427,8 +427,9 @@ def template_shift(
 
 
 def pair_distances(cfg: RunConfig) -> dict[str, float]:
-    """Median distance ‖f(x) − f(x')‖ of the clean mated and non-mated pairs of :func:`verification_indices`."""
-    indices, pairs = verification_indices(cfg)
+    """Median distance ‖f(x) − f(x')‖ of the clean mated and non-mated pairs of
+    :func:`mifgsm_lib.pipeline.verification_indices`."""
+    indices, pairs = pipeline.verification_indices(cfg)
     d = verification.pair_distances(pipeline.templates(cfg)["templates"][indices], pairs.left, pairs.right)
     return {"mated": float(np.median(d[pairs.same])), "non_mated": float(np.median(d[~pairs.same]))}
 
@@ -474,47 +475,23 @@ def gradient_batches(y: np.ndarray, batch_size: int, seed: int) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 
-def verification_indices(cfg: RunConfig) -> tuple[np.ndarray, pipeline.data.Pairs]:
-    """The images of the dataset's verification pairs in the profile's first ``verification_folds`` folds.
-
-    Returns the sorted image indices and the pairs re-indexed into them. When one fold is kept (the quick
-    profile), its pairs are dealt round-robin into 10 sub-folds so that the 10-fold accuracy stays defined.
-    """
-    pairs = pipeline.pairs(cfg)
-    keep = pairs.fold < cfg.sizes["verification_folds"]
-    indices = np.unique(np.concatenate([pairs.left[keep], pairs.right[keep]]))
-    position = {int(i): k for k, i in enumerate(indices)}
-    sub = pipeline.data.Pairs(
-        left=np.array([position[int(i)] for i in pairs.left[keep]]),
-        right=np.array([position[int(i)] for i in pairs.right[keep]]),
-        same=pairs.same[keep],
-        fold=pairs.fold[keep] if len(np.unique(pairs.fold[keep])) > 1 else np.arange(int(keep.sum())) % 10,
-    )
-    return indices, sub
-
-
 def verification_sweep(
     cfg: RunConfig, methods: Sequence[str], eps_list: Sequence[float], mode: str = "float", batch_size: int = 64
 ) -> pd.DataFrame:
     """Beyond the paper: verification (EER, accuracy, TAR@FAR=0.1 %) and setting B as ε grows, per attack.
 
-    Every image of the pairs with a known gender is attacked (the MI gradient needs its label), so privacy and
-    its cost are measured on the same images; the few of unknown gender keep their clean template and are left
-    out of setting B.
+    Every image of the pairs is passed to the attack; those of unknown gender keep their clean template (the
+    attacks need the label, :func:`mifgsm_lib.pipeline.directions`) and are left out of setting B.
     """
     eps_values = _attacked_eps(eps_list)
-    indices, pairs = verification_indices(cfg)
+    indices, pairs = pipeline.verification_indices(cfg)
     clean = pipeline.templates(cfg)
     known = clean["gender"][indices] >= 0
     y, groups = clean["gender"][indices][known], clean["identity"][indices][known]
     sets: dict[tuple[str, float], np.ndarray] = {("clean", 0.0): clean["templates"][indices]}
     for method in methods:
-        perturbed = pipeline.perturbed_templates(cfg, method, eps_values, indices[known], mode=mode,
-                                                 batch_size=batch_size)
-        for e, z in perturbed.items():
-            full = clean["templates"][indices].copy()
-            full[known] = z
-            sets[(method, e)] = full
+        perturbed = pipeline.perturbed_templates(cfg, method, eps_values, indices, mode=mode, batch_size=batch_size)
+        sets.update({(method, e): z for e, z in perturbed.items()})
     setting_b = _setting_b_rows(cfg, {k: z[known] for k, z in sets.items()}, y, groups, True)
     reports = {k: verification.verify(z, pairs.left, pairs.right, pairs.same, pairs.fold) for k, z in sets.items()}
     rows = []

@@ -20,15 +20,15 @@ import torch
 
 from mifgsm_lib import attacks, classifiers, data, face_models, mi
 from mifgsm_lib.alignment import align_faces, preprocessing
-from mifgsm_lib.cache import ArtifactCache, atomic_write
+from mifgsm_lib.cache import ArtifactCache, atomic_write, load_npz, save_npz
 from mifgsm_lib.config import RunConfig, torch_threads
 
 CHIPS_VERSION = 1
 TEMPLATES_VERSION = 1
 MLP_VERSION = 1
 VCLUB_VERSION = 1
-DIRECTIONS_VERSION = 1
-PERTURBED_VERSION = 1
+DIRECTIONS_VERSION = 2
+PERTURBED_VERSION = 2
 
 #: The attacks of the paper (Sec. 3), by the names the book and the CLI use.
 ATTACKS = ("mi-fgsm", "mi-fgsm-mlp", "fgsm", "random")
@@ -225,50 +225,178 @@ def make_attack(cfg: RunConfig, method: str, iteration: int | None = None, name:
     raise ValueError(f"method={method!r}: expected one of {ATTACKS}")
 
 
+#: Images per block of an attacked set. Directions and perturbed templates are computed and cached block by
+#: block, so a request for some images computes only the blocks that hold them, and every request gives the
+#: same numbers whatever was asked before. The last block takes the remainder (between 1 and 2 blocks' worth).
+BLOCK = 256
+
+
+def verification_indices(cfg: RunConfig, name: str | None = None) -> tuple[np.ndarray, data.Pairs]:
+    """The images of the dataset's verification pairs in the profile's ``verification_folds`` (fold numbers).
+
+    Returns the sorted image indices and the pairs re-indexed into them. When one fold is kept (the quick
+    profile), its pairs are dealt round-robin into 10 sub-folds so that the 10-fold accuracy stays defined.
+    """
+    all_pairs = pairs(cfg, name)
+    keep = np.isin(all_pairs.fold, list(cfg.sizes["verification_folds"]))
+    if not keep.any():
+        raise ValueError(f"verification_folds={cfg.sizes['verification_folds']!r}: no pair of {name or cfg.dataset!r} "
+                         f"is in these folds (its folds: {sorted(set(all_pairs.fold.tolist()))})")
+    indices = np.unique(np.concatenate([all_pairs.left[keep], all_pairs.right[keep]]))
+    position = np.full(int(indices.max()) + 1, -1)
+    position[indices] = np.arange(len(indices))
+    folds = all_pairs.fold[keep]
+    sub = data.Pairs(left=position[all_pairs.left[keep]], right=position[all_pairs.right[keep]],
+                     same=all_pairs.same[keep],
+                     fold=folds if len(np.unique(folds)) > 1 else np.arange(int(keep.sum())) % 10)
+    return indices, sub
+
+
+def attack_set(cfg: RunConfig) -> np.ndarray:
+    """Every image the chapters attack, in block order: the sweep subset (:func:`subset`) first, then the other
+    images of the verification pairs (:func:`verification_indices`). Sharing one set lets the sweeps and the
+    verification studies reuse each other's directions and templates; putting the subset first keeps its
+    blocks apart, so a sweep of the subset alone computes no image outside it. A dataset whose pairs cannot be
+    formed (a sample of LFW, whose pairs.txt names missing images; no identities) attacks its subset alone here,
+    and the verification studies say why they cannot run when they are called."""
+    sub = subset(cfg)
+    try:
+        paired = verification_indices(cfg)[0]
+    except ValueError:
+        return sub
+    return np.concatenate([sub, np.setdiff1d(paired, sub)])
+
+
+def blocks(n: int, block: int = BLOCK) -> list[slice]:
+    """Consecutive blocks of ``block`` positions over ``n``; the last one takes the remainder."""
+    if n < 1:
+        raise ValueError(f"n={n}: expected at least one image")
+    edges = [*range(0, block * max(1, n // block), block), n]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _digest(indices: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _over(cfg: RunConfig, indices: np.ndarray, name: str | None, over: np.ndarray | None) -> np.ndarray:
+    """The ordered image set whose blocks serve ``indices``: ``over``, else :func:`attack_set` when it holds them,
+    else the sorted distinct ``indices`` themselves."""
+    if over is None:
+        if name in (None, cfg.dataset):
+            shared = attack_set(cfg)
+            if np.isin(indices, shared).all():
+                return shared
+        return np.unique(indices)
+    over = np.asarray(over)
+    if not np.isin(indices, over).all():
+        raise ValueError("indices: expected images of `over`, the set whose blocks are attacked")
+    return over
+
+
+def _positions(over: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    lookup = {int(i): k for k, i in enumerate(over)}
+    return np.array([lookup[int(i)] for i in np.asarray(indices)], dtype=np.int64)
+
+
+def _direction_params(cfg: RunConfig, method: str, batch_size: int, iteration: int | None,
+                      name: str | None) -> dict[str, Any]:
+    return {**dataset_key(dataset(cfg, name)), **model_key(cfg), "method": method, "seed": cfg.seed,
+            "batch_size": batch_size, "iteration": iteration,
+            "estimator": {k: cfg.sizes[k] for k in ("estimator_iterations", "estimator_checkpoints")}}
+
+
 def directions(
     cfg: RunConfig, method: str, indices: np.ndarray, batch_size: int = 64, iteration: int | None = None,
-    name: str | None = None,
+    name: str | None = None, over: np.ndarray | None = None, block: int = BLOCK,
 ) -> np.ndarray:
-    """The attack's per-pixel direction (int8, one gradient per image serves every ε) for the chosen images."""
+    """The attack's per-pixel direction (int8, one gradient per image serves every ε) for the chosen images.
+
+    Directions are computed per block of ``over`` (default: :func:`attack_set`), in stratified batches of
+    ``batch_size`` within the block, and cached per block. Images of unknown gender get d = 0 (the MI and MLP
+    gradients need the label; every attack leaves them as they are, so the methods stay comparable).
+    """
     ds = dataset(cfg, name)
-    indices = np.asarray(indices)
-    params = {
-        **dataset_key(ds), **model_key(cfg), "method": method, "seed": cfg.seed, "batch_size": batch_size,
-        "iteration": iteration, "sizes": cfg.sizes, "indices": hashlib.sha256(indices.tobytes()).hexdigest()[:16],
-    }
+    indices = np.asarray(indices, dtype=np.int64)
+    over = _over(cfg, indices, name, over)
+    params = _direction_params(cfg, method, batch_size, iteration, name)
+    positions = _positions(over, indices)
+    result: np.ndarray | None = None
+    attack: attacks.SignAttack | None = None
+    for part in blocks(len(over), block):
+        rows = (positions >= part.start) & (positions < part.stop)
+        if not rows.any():
+            continue
+        members = over[part]
 
-    def compute() -> dict[str, np.ndarray]:
-        attack = make_attack(cfg, method, iteration, name)
-        aligned = chips(cfg, name)["chips"][indices]
-        y = ds.gender[indices]
-        return {"direction": attacks.compute_directions(attack, aligned, y, batch_size=batch_size,
-                                                         device=cfg.torch_device, seed=cfg.seed)}
+        def compute(members: np.ndarray = members) -> dict[str, np.ndarray]:
+            nonlocal attack
+            attack = attack or make_attack(cfg, method, iteration, name)
+            aligned = chips(cfg, name)["chips"]
+            out = np.zeros((len(members), 3, *aligned.shape[1:3]), dtype=np.int8)
+            known = ds.gender[members] >= 0
+            if known.any():
+                out[known] = attacks.compute_directions(
+                    attack, aligned[members[known]], ds.gender[members[known]], batch_size=batch_size,
+                    device=cfg.torch_device, seed=cfg.seed, progress=False, index=members[known])
+            return {"direction": out}
 
-    return cache(cfg).arrays("directions", DIRECTIONS_VERSION, params, compute)["direction"]
+        d = cache(cfg).arrays("directions", DIRECTIONS_VERSION, {**params, "block": _digest(members)},
+                              compute)["direction"]
+        if result is None:
+            result = np.empty((len(indices), *d.shape[1:]), dtype=np.int8)
+        result[rows] = d[positions[rows] - part.start]
+    assert result is not None
+    return result
 
 
 def perturbed_templates(
     cfg: RunConfig, method: str, eps_list: list[float], indices: np.ndarray, mode: str = "float",
-    batch_size: int = 64, iteration: int | None = None, name: str | None = None,
+    batch_size: int = 64, iteration: int | None = None, name: str | None = None, over: np.ndarray | None = None,
 ) -> dict[float, np.ndarray]:
-    """Templates of the attacked images f(x*) for each ε (``mifgsm attack``)."""
-    eps_list = [float(e) for e in eps_list]
-    ds = dataset(cfg, name)
-    params = {
-        **dataset_key(ds), **model_key(cfg), "method": method, "seed": cfg.seed, "batch_size": batch_size,
-        "iteration": iteration, "sizes": cfg.sizes, "eps": eps_list, "mode": mode,
-        "indices": hashlib.sha256(np.asarray(indices).tobytes()).hexdigest()[:16],
-    }
+    """Templates of the attacked images f(x*) for each ε (``mifgsm attack``).
 
-    def compute() -> dict[str, np.ndarray]:
-        direction = directions(cfg, method, indices, batch_size, iteration, name)
-        aligned = chips(cfg, name)["chips"][np.asarray(indices)]
-        per_eps = attacks.embed_perturbed(face_model(cfg), aligned, direction, eps_list, mode=mode,
-                                          device=cfg.torch_device)
-        return {f"eps_{i}": per_eps[e] for i, e in enumerate(eps_list)}
-
-    arrays = cache(cfg).arrays("perturbed", PERTURBED_VERSION, params, compute)
-    return {e: arrays[f"eps_{i}"] for i, e in enumerate(eps_list)}
+    One cache entry per ε holds the templates of every image of ``over`` (default :func:`attack_set`), filled
+    block by block as requests need them: an (image, attack, ε, storage) is embedded once, whichever chapter
+    asks first. Where the stored x* equals the clean image (``uint8`` below half a grey level, or d = 0) the
+    clean template is taken as it is.
+    """
+    eps_list = [attacks.check_eps(e) for e in eps_list]
+    attacks.check_mode(mode)
+    indices = np.asarray(indices, dtype=np.int64)
+    over = _over(cfg, indices, name, over)
+    base = {**_direction_params(cfg, method, batch_size, iteration, name), "mode": mode, "over": _digest(over)}
+    store = cache(cfg)
+    spans = blocks(len(over))
+    positions = _positions(over, indices)
+    wanted = np.unique(np.searchsorted([s.start for s in spans], positions, side="right") - 1)
+    entries = {e: store.path("perturbed", PERTURBED_VERSION, {**base, "eps": e}, ".npz") for e in eps_list}
+    found = {e: load_npz(p) if p.exists() else None for e, p in entries.items()}
+    missing = {e: [b for b in wanted if f is None or not f["done"][b]] for e, f in found.items()}
+    todo = sorted({b for bs in missing.values() for b in bs})
+    clean = templates(cfg, name)["templates"]
+    for e, f in found.items():
+        if f is None:
+            found[e] = {"templates": np.zeros((len(over), clean.shape[1]), dtype=np.float32),
+                        "done": np.zeros(len(spans), dtype=bool), "embedded": np.zeros(len(over), dtype=bool)}
+    if todo:
+        face = face_model(cfg)
+        aligned = chips(cfg, name)["chips"]
+        for b in todo:
+            members = over[spans[b]]
+            levels = [e for e in eps_list if b in missing[e]]
+            d = directions(cfg, method, members, batch_size, iteration, name, over=over)
+            per_eps = attacks.embed_perturbed(face, aligned[members], d, levels, mode=mode, device=cfg.torch_device,
+                                              progress=False, clean=clean[members])
+            for e in levels:
+                found[e]["templates"][spans[b]] = per_eps[e]
+                found[e]["embedded"][spans[b]] = (per_eps[e] != clean[members]).any(axis=1)
+                found[e]["done"][b] = True
+        for e in eps_list:
+            if missing[e]:
+                save_npz(entries[e], found[e])
+                store.record("perturbed", PERTURBED_VERSION, {**base, "eps": e})
+    return {e: found[e]["templates"][positions] for e in eps_list}
 
 
 def save_perturbed_images(

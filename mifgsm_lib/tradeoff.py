@@ -119,12 +119,12 @@ class EvaluationSet:
 
 
 def evaluation_set(cfg: RunConfig) -> EvaluationSet:
-    """The images of the first ``cfg.sizes["verification_folds"]`` folds of the dataset's pairs.
+    """The images of the folds ``cfg.sizes["verification_folds"]`` of the dataset's pairs.
 
-    (:func:`mifgsm_lib.experiments.verification_indices`): quick = 1 fold of 600 pairs, default and paper =
+    (:func:`mifgsm_lib.pipeline.verification_indices`): quick = 1 fold of 600 pairs, default and paper =
     all 6,000 pairs; on the LFW mirror, which holds exactly the pairs' 7,701 images, that is the whole dataset.
     """
-    indices, pairs = experiments.verification_indices(cfg)
+    indices, pairs = pipeline.verification_indices(cfg)
     clean = pipeline.templates(cfg)
     gender, identity = clean["gender"][indices], clean["identity"][indices]
     if np.unique(gender[gender >= 0]).size != 2:
@@ -205,20 +205,16 @@ def protected_templates(
     """Every protected template set of ``target``'s images, the clean one first (:data:`REFERENCE`).
 
     Attacks: the templates of the attacked images, one set per ε (:func:`mifgsm_lib.pipeline.perturbed_templates`,
-    ``float`` mode as in the paper). Every image of the pairs with a known gender is attacked (the gradient
-    needs its label); the few of unknown gender keep their clean template, as in
-    :func:`mifgsm_lib.experiments.verification_sweep`, and setting B leaves them out anyway.
+    ``float`` mode as in the paper). The few images of unknown gender keep their clean template (the attacks
+    need the label, :func:`mifgsm_lib.pipeline.directions`), and setting B leaves them out anyway.
     Baselines: ``transform_at_step`` of the clean templates, one set per step 1..n.
     """
     clean = pipeline.templates(cfg)["templates"][target.indices]
     sets = {REFERENCE: clean}
     eps_values = check_eps_list(eps_list)
-    known = target.labelled
     for method in check_attacks(attacks):
-        for e, z in pipeline.perturbed_templates(cfg, method, eps_values, target.indices[known]).items():
-            attacked = clean.copy()
-            attacked[known] = z
-            sets[SetKey(method, "eps", e)] = attacked
+        sets.update({SetKey(method, "eps", e): z
+                     for e, z in pipeline.perturbed_templates(cfg, method, eps_values, target.indices).items()})
     for method, model in baselines.items():
         if method not in BASELINES:
             raise ValueError(f"baselines: key {method!r}, expected names from {BASELINES}")
@@ -239,7 +235,8 @@ def measure(
 
     Setting B runs through :func:`mifgsm_lib.evaluation.setting_b_sweep` (equal to ``setting_b`` on each
     set; one sweep per template dimension, since IVE's sets shrink), on the labelled rows with folds grouped
-    by identity unless ``grouped=False``. PIC is relative to the :data:`REFERENCE` set, which must be present.
+    by identity unless ``grouped=False``. PIC is relative to the :data:`REFERENCE` set, which must be present
+    (NaN where it is undefined: clean templates that verify every pair, EER 0, or leak no gender).
     Columns: method, parameter, value, dims (of the protected templates), :data:`METRICS`.
     """
     if REFERENCE not in sets:
@@ -265,7 +262,7 @@ def measure(
             **key._asdict(), "dims": z.shape[1], "setting_b": b.mean,
             **{f"B_{c}": score for c, score in b.balanced_accuracy.items() if c != "mean"},
             "eer": v.eer, "tar_at_far": v.tar_at_far, "accuracy": v.accuracy_mean,
-            "pic": evaluation.pic(ref_b, b.mean, ref_eer, v.eer),
+            "pic": evaluation.pic(ref_b, b.mean, ref_eer, v.eer) if ref_eer > 0 and ref_b > 0.5 else np.nan,
         })
     return pd.DataFrame(rows)
 

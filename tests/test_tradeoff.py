@@ -73,16 +73,18 @@ def standin_templates(cfg: RunConfig, name: str | None = None) -> dict[str, np.n
 
 def standin_perturbed(cfg: RunConfig, method: str, eps_list: list[float], indices: np.ndarray,
                       mode: str = "float", **_: object) -> dict[float, np.ndarray]:
-    """Stand-in attack: shrink the gender shift by 20 ε and add noise of size 5 ε."""
+    """Stand-in attack: shrink the gender shift by 20 ε and add noise of size 5 ε; like
+    :func:`pipeline.perturbed_templates`, images of unknown gender keep their clean template."""
     clean = standin_templates(cfg)
     z, gender = clean["templates"][indices].astype(np.float64), clean["gender"][indices]
-    assert (gender >= 0).all(), "only images with a gender label are attacked"
+    known = gender >= 0
     rng = np.random.default_rng(7)
     out = {}
     for eps in eps_list:
         moved = z.copy()
         moved[:, 0] -= min(1.0, 20 * eps) * np.where(gender == data.FEMALE, 3.0, np.where(gender == 0, -3.0, 0.0))
-        out[float(eps)] = (moved + 5 * eps * rng.normal(size=z.shape)).astype(np.float32)
+        moved[known] += 5 * eps * rng.normal(size=(int(known.sum()), z.shape[1]))
+        out[float(eps)] = moved.astype(np.float32)
     return out
 
 

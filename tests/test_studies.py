@@ -1,0 +1,154 @@
+"""Each study's library entry point on real faces with the awkward cases of real data: images of unknown
+gender inside the verification pairs, people with a single image, and (a second dataset) no identities.
+
+The default profile attacks every pair of LFW, and LFW's pairs hold three images of unknown gender; these
+tests run the same code paths on a small LFW-layout dataset made from the mirror, so that CI takes them.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mifgsm_lib import beyond, data, experiments, mi, pipeline, tradeoff
+from mifgsm_lib.config import RunConfig
+
+#: Pairs kept per fold and kind (matched, mismatched) of the real pairs.txt.
+PER_FOLD = 6
+
+SIZES = {"subset_size": 60, "estimator_iterations": 40, "estimator_checkpoints": (20, 40), "sensitive_steps": 2,
+         "tsne_points": 24, "verification_folds": tuple(range(10)), "max_images": {"utkface": 300}}
+
+#: MI-PGD and the robustness views at their smallest.
+CHAPTER = {"pgd_steps": 1, "one_step_budgets": (1,), "pgd_budgets": (1,), "robustness_methods": ("mi-fgsm",),
+           "attribute_protections": (("mi-fgsm", 1),)}
+
+
+def _pair_lines(mirror: Path) -> list[tuple[list[str], list[str]]]:
+    lines = (mirror / "lfw" / "pairs.txt").read_text().splitlines()
+    folds, n = map(int, lines[0].split())
+    body = [line.split() for line in lines[1:]]
+    return [(body[2 * n * f: 2 * n * f + n], body[2 * n * f + n: 2 * n * (f + 1)]) for f in range(folds)]
+
+
+def _images(pair: list[str]) -> list[str]:
+    if len(pair) == 3:
+        return [f"{pair[0]}_{int(pair[1]):04d}", f"{pair[0]}_{int(pair[2]):04d}"]
+    return [f"{pair[0]}_{int(pair[1]):04d}", f"{pair[2]}_{int(pair[3]):04d}"]
+
+
+@pytest.fixture(scope="module")
+def small_lfw(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An LFW folder (the mirror's layout, linked images) with 10 folds of 6 + 6 of the real pairs, every pair
+    that holds an image of unknown gender among them."""
+    mirror = mirror.resolve()
+    full = data.load_dataset("lfw", mirror)
+    unknown = {str(i) for i in full.image_ids[full.gender < 0]}
+    root = tmp_path_factory.mktemp("data") / "lfw"
+    kept: list[str] = [f"10\t{PER_FOLD}"]
+    for matched, mismatched in _pair_lines(mirror):
+        for group in (matched, mismatched):
+            first = [p for p in group if unknown & set(_images(p))]
+            kept += [" ".join(p) for p in (first + [p for p in group if p not in first])[:PER_FOLD]]
+    for line in kept[1:]:
+        for image in _images(line.split()):
+            target = root / "lfw" / image[:-5] / f"{image}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                target.symlink_to(mirror / "lfw" / "lfw" / image[:-5] / f"{image}.jpg")
+    (root / "pairs.txt").write_text("\n".join(kept) + "\n")
+    for names in ("male_names.txt", "female_names.txt"):
+        (root / names).symlink_to(mirror / "lfw" / names)
+    return root.parent
+
+
+@pytest.fixture(scope="module")
+def cfg(small_lfw: Path, tmp_path_factory: pytest.TempPathFactory) -> RunConfig:
+    config = RunConfig(data_dir=str(small_lfw), device="cpu", profile="quick", sizes=SIZES,
+                       artifacts_dir=str(tmp_path_factory.mktemp("artifacts")))
+    ds = pipeline.dataset(config)
+    indices, _ = pipeline.verification_indices(config)
+    people = np.bincount(ds.identity[indices])
+    assert (ds.gender[indices] < 0).sum() == 3, "the three LFW images of unknown gender are in the pairs"
+    assert (people == 1).any() and (people > 1).any(), "people with one image and with several"
+    return config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_vclub_batches() -> None:
+    """vCLUB's default batch (256) exceeds these few training images."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.mi, "train_vclub", functools.partial(mi.train_vclub, batch_size=32))
+        yield
+
+
+def _unknown(config: RunConfig, indices: np.ndarray) -> np.ndarray:
+    return pipeline.dataset(config).gender[indices] < 0
+
+
+@pytest.mark.parametrize("method", pipeline.ATTACKS)
+def test_images_of_unknown_gender_keep_their_clean_template(cfg: RunConfig, method: str) -> None:
+    indices, _ = pipeline.verification_indices(cfg)
+    clean = pipeline.templates(cfg)["templates"][indices]
+    unknown = _unknown(cfg, indices)
+    for mode in ("float", "uint8"):
+        z = pipeline.perturbed_templates(cfg, method, [0.004], indices, mode=mode)[0.004]
+        assert np.array_equal(z[unknown], clean[unknown])
+        assert (np.abs(z[~unknown] - clean[~unknown]).max(axis=1) > 0).all()
+    assert not pipeline.directions(cfg, method, indices)[unknown].any()
+
+
+def test_blocks_give_the_same_templates_whatever_was_asked_first(cfg: RunConfig) -> None:
+    indices = pipeline.attack_set(cfg)
+    some = indices[::7]
+    first = pipeline.perturbed_templates(cfg, "random", [0.01, 0.02], some)
+    whole = pipeline.perturbed_templates(cfg, "random", [0.02, 0.01], indices)
+    for e in (0.01, 0.02):
+        assert np.array_equal(whole[e][::7], first[e])
+    assert len(pipeline.blocks(len(indices))) == max(1, len(indices) // pipeline.BLOCK)
+
+
+def test_attack_sweep_and_verification_sweep(cfg: RunConfig) -> None:
+    sweep = experiments.attack_sweep(cfg, list(pipeline.ATTACKS), [0.002, 0.3], pipeline.subset(cfg), batch_size=16)
+    assert len(sweep) == 12 and sweep[["setting_a", "setting_b"]].notna().all().all()
+    cost = experiments.verification_sweep(cfg, ["mi-fgsm", "random"], [0.002, 0.3])
+    assert (cost["n_pairs"] == 10 * 2 * PER_FOLD).all() and cost[["setting_b", "eer"]].notna().all().all()
+
+
+def test_tradeoff_runs_and_keeps_unknown_images_clean(cfg: RunConfig) -> None:
+    result = tradeoff.run(cfg, attacks=["mi-fgsm"], eps_list=[0.002, 0.005], n_steps=2, n_estimators=5, n_jobs=1,
+                          progress=False)
+    assert result.n_labelled == result.n_images - 3
+    assert set(result.frontier["method"]) == {"reference", "mi-fgsm", "ive", "multi-ive"}
+    frontier = result.frontier
+    assert frontier[[m for m in tradeoff.METRICS if m != "pic"]].notna().all().all()
+    reference = frontier[frontier["method"] == "reference"].iloc[0]
+    assert frontier["pic"].isna().all() == (reference["eer"] == 0), "PIC is undefined only for a clean EER of 0"
+
+
+def test_beyond_iterative_study(cfg: RunConfig) -> None:
+    study = beyond.iterative_study(cfg, chapter_sizes=CHAPTER)
+    target = tradeoff.evaluation_set(cfg)
+    unknown = ~target.labelled
+    clean = pipeline.templates(cfg)["templates"][target.indices]
+    for views in study.templates.values():
+        for z in views.values():
+            assert np.array_equal(z[unknown], clean[unknown])
+    assert study.frontier[["setting_a", "setting_b", "eer"]].notna().all().all()
+    assert set(study.robustness["transform"]) >= {"none", "jpeg90"}
+
+
+def test_without_identities_the_sweeps_run_and_pairs_say_why_not(cfg: RunConfig, tmp_path: Path) -> None:
+    lfw = pipeline.dataset(cfg)
+    rows = ["path,gender"] + [f"{lfw.root / p},{('' if g < 0 else g)}" for p, g in zip(lfw.paths[:80], lfw.gender)]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    folder = RunConfig(dataset="folder", data_dir=str(tmp_path), device="cpu", profile="quick",
+                       sizes={**SIZES, "subset_size": 40}, artifacts_dir=cfg.artifacts_dir)
+    assert not pipeline.dataset(folder).has_identities
+    sweep = experiments.attack_sweep(folder, ["mi-fgsm"], [0.002], pipeline.subset(folder), batch_size=16)
+    assert sweep["setting_b"].notna().all()
+    with pytest.raises(ValueError, match="has no identities: verification pairs need them"):
+        experiments.verification_sweep(folder, ["mi-fgsm"], [0.002])
