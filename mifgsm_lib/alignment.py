@@ -29,9 +29,9 @@ import dlib
 import numpy as np
 from PIL import Image
 from skimage.transform import SimilarityTransform, warp
-from tqdm.auto import tqdm
 
 from .dlib_resnet import dlib_model_file
+from .progress import bar
 
 #: Upsampling passes of dlib's frontal face detector.
 DETECTOR_UPSAMPLE = 1
@@ -198,8 +198,8 @@ def align_faces(
     items = list(enumerate(images))
 
     def collect(results: Iterator[tuple[np.ndarray, bool]]) -> None:
-        bar = tqdm(results, total=len(items), desc=f"aligning ({model_name})", disable=not progress)
-        for i, (chip, used_fallback) in enumerate(bar):
+        shown = bar(results, total=len(items), desc=f"aligning ({model_name})", disable=not progress)
+        for i, (chip, used_fallback) in enumerate(shown):
             chips[i], fallback[i] = chip, used_fallback
 
     if workers == 1:

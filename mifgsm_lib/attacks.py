@@ -40,12 +40,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from mifgsm_lib.config import resolve_device
 from mifgsm_lib.face_models import embed, to_tensor
 from mifgsm_lib.classifiers import MLPGenderClassifier
 from mifgsm_lib.mi import VCLUB, check_labels, label_frequencies
+from mifgsm_lib.progress import bar
 
 #: How the perturbed image is stored: the paper's float image, or rounded to 8 bits like a photo.
 MODES = ("float", "uint8")
@@ -384,7 +384,7 @@ def compute_directions(
     dev = resolve_device(str(device))
     attack.to(dev, memory_format=torch.channels_last).eval()  # NHWC: a faster backward through the convolutions
     out = np.empty((n, c, h, w), dtype=np.int8)
-    for idx in tqdm(batches, desc=f"{attack.name} directions", disable=not progress):
+    for idx in bar(batches, desc=f"{attack.name} directions", disable=not progress):
         x = as_float_images(images[idx]).to(dev, memory_format=torch.channels_last)
         yb = torch.from_numpy(y_np[idx]).to(dev)
         out[idx] = attack.signs(x, yb, torch.from_numpy(index[idx])).cpu().numpy()
@@ -426,7 +426,7 @@ def embed_perturbed(
     dev = resolve_device(str(device))
     face_model.eval()
     out = {e: np.empty((n, face_model.embedding_dim), dtype=np.float32) for e in eps_values}
-    for start in tqdm(range(0, n, batch_size), desc="re-embedding per ε", disable=not progress):
+    for start in bar(range(0, n, batch_size), desc="re-embedding per ε", disable=not progress):
         stop = min(start + batch_size, n)
         x = as_float_images(images[start:stop]).to(dev, memory_format=torch.channels_last)
         d = torch.as_tensor(direction[start:stop]).to(dev, x.dtype, memory_format=torch.channels_last)
@@ -568,7 +568,7 @@ def embed_protected(
     dev = resolve_device(str(device))
     face_model.to(dev, memory_format=torch.channels_last).eval()
     out = {name: np.empty((n, face_model.embedding_dim), dtype=np.float32) for name in views}
-    for idx in tqdm(stratified_batches(y_np, batch_size, seed), desc=desc, disable=not progress):
+    for idx in bar(stratified_batches(y_np, batch_size, seed), desc=desc, disable=not progress):
         x = as_float_images(images[idx]).to(dev, memory_format=torch.channels_last)
         protected = protect(x, torch.from_numpy(y_np[idx]).to(dev), idx).detach()
         for name, view in views.items():

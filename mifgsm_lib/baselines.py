@@ -26,7 +26,8 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from tqdm.auto import tqdm
+
+from mifgsm_lib.progress import bar
 
 #: Domains Multi-IVE can eliminate in.
 DOMAINS = ("pca", "ica")
@@ -98,7 +99,7 @@ def incremental_variable_elimination(
     rng = check_random_state(random_state)
     remaining = np.arange(X.shape[1])
     eliminated: list[np.ndarray] = []
-    for _ in tqdm(range(n_steps), desc="IVE steps", disable=not progress):
+    for _ in bar(range(n_steps), desc="IVE steps", disable=not progress):
         forest = RandomForestClassifier(
             n_estimators=n_estimators, random_state=rng.randint(np.iinfo(np.int32).max), n_jobs=n_jobs
         )

@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
-from tqdm.auto import tqdm
 
-from mifgsm_lib import attacks, evaluation, mi, pipeline, robustness, tradeoff
+from mifgsm_lib import attacks, data, evaluation, mi, pipeline, robustness, tradeoff
 from mifgsm_lib.config import RunConfig, torch_threads
 from mifgsm_lib.data import FaceDataset
 from mifgsm_lib.face_models import FaceModel
+from mifgsm_lib.progress import bar
 
 #: Code version of this module's cached steps (bump when a step's result changes).
 BEYOND_VERSION = 2
@@ -57,19 +57,27 @@ METHOD_NAMES = {
     "mi-pgd-aware": "MI-PGD (confusion, attacker-aware)",
 }
 
-#: The sizes of the chapter per profile: MI-PGD's steps, the budgets (grey levels) of the one-step attack and
-#: of MI-PGD, the methods whose images are also processed (robustness), and the (method, grey levels) of the
-#: protections of other attributes on UTKFace.
+#: The sizes of the chapter per profile: the pairs' folds measured (``None``: the profile's verification folds),
+#: MI-PGD's steps, the budgets (grey levels) of the one-step attack and of MI-PGD, the methods whose images are
+#: also processed (robustness), the (method, grey levels) of the protections of other attributes on UTKFace, and
+#: how many UTKFace images those are measured on (``None``: the profile's subset size). MI-PGD costs ``pgd_steps``
+#: gradients per image and budget, so the default profile (the main job on a 2-core CPU) measures two folds of
+#: LFW's pairs and one budget; the ``paper`` profile runs the whole study on every pair.
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": {"pgd_steps": 3, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
+    "quick": {"folds": None, "pgd_steps": 3, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
               "robustness_methods": ("mi-fgsm", "mi-pgd-confusion"),
-              "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2))},
-    "default": {"pgd_steps": 10, "one_step_budgets": (1, 2), "pgd_budgets": (1, 2),
-                "robustness_methods": ("mi-fgsm", *PGD_METHODS),
-                "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 1),
-                                          ("mi-pgd-confusion", 2), ("mi-pgd-aware", 2))},
+              "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
+              "attribute_images": None},
+    "default": {"folds": (4, 8), "pgd_steps": 5, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
+                "robustness_methods": ("mi-fgsm", "mi-pgd-confusion"),
+                "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
+                "attribute_images": 600},
+    "paper": {"folds": None, "pgd_steps": 10, "one_step_budgets": (1, 2), "pgd_budgets": (1, 2),
+              "robustness_methods": ("mi-fgsm", *PGD_METHODS),
+              "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 1),
+                                        ("mi-pgd-confusion", 2), ("mi-pgd-aware", 2)),
+              "attribute_images": None},
 }
-SIZES["paper"] = SIZES["default"]
 
 #: The issue's target: setting B at most 85 % at an EER of at most 4 %, within 2 grey levels.
 TARGET = {"setting_b": 0.85, "eer": 0.04, "grey_levels": 2}
@@ -364,6 +372,7 @@ class Study:
     n_images: int
     n_pairs: int
     templates: dict[tuple[str, float], dict[str, np.ndarray]]
+    evaluated: tradeoff.EvaluationSet | None = None
 
 
 def _measure(cfg: RunConfig, target: tradeoff.EvaluationSet, sets: dict[tradeoff.SetKey, np.ndarray]) -> pd.DataFrame:
@@ -377,13 +386,15 @@ def _measure(cfg: RunConfig, target: tradeoff.EvaluationSet, sets: dict[tradeoff
 
 
 def iterative_study(cfg: RunConfig, chapter_sizes: dict[str, Any] | None = None, progress: bool = False) -> Study:
-    """Every protection of :class:`Plan` on the images of the verification pairs, measured per view."""
-    plan = Plan.from_sizes(sizes(cfg.profile) if chapter_sizes is None else chapter_sizes)
-    target = tradeoff.evaluation_set(cfg)
+    """Every protection of :class:`Plan` on the images of the verification pairs of the chapter's ``folds``,
+    measured per view."""
+    chapter_sizes = sizes(cfg.profile) if chapter_sizes is None else chapter_sizes
+    plan = Plan.from_sizes(chapter_sizes)
+    target = tradeoff.evaluation_set(cfg, folds=chapter_sizes.get("folds"))
     clean = pipeline.templates(cfg)["templates"][target.indices]
     templates = {p: protected_templates(cfg, p[0], grey_eps(p[1]) if p[1] else 0.0, target.indices, plan.views[p],
                                         plan.steps, progress=progress)
-                 for p in tqdm(plan.protections, desc="protections", disable=not progress)}
+                 for p in bar(plan.protections, desc="protections", disable=not progress)}
     keys = {p: tradeoff.SetKey(p[0], "eps", grey_eps(p[1])) for p in plan.protections if p[0] != "reference"}
 
     frames = []
@@ -407,7 +418,7 @@ def iterative_study(cfg: RunConfig, chapter_sizes: dict[str, Any] | None = None,
                        pipeline.perturbed_templates(cfg, "mi-fgsm", grid, target.indices, mode="float").items()})
     curve = _measure(cfg, target, curve_sets)
     return Study(frontier, robust.reset_index(drop=True), curve, plan.steps, len(target), len(target.pairs),
-                 templates)
+                 templates, target)
 
 
 def logit_margins(estimator: mi.VCLUB, z: np.ndarray) -> np.ndarray:
@@ -521,8 +532,8 @@ def attribute_vclub(cfg: RunConfig, attribute: str, name: str = "utkface") -> tu
     """A K-class vCLUB for ``attribute`` on the clean templates of dataset ``name``, with its learning curve.
 
     Gender is :func:`mifgsm_lib.pipeline.vclub`'s estimator; the other attributes are trained alike (the
-    profile's ``estimator_iterations``, Adam, stratified batches of 256) on a seeded 80/20 split stratified by
-    the attribute.
+    profile's ``estimator_iterations``, Adam, stratified batches of :data:`mifgsm_lib.pipeline.VCLUB_BATCH` or
+    the whole training split where it is smaller) on a seeded 80/20 split stratified by the attribute.
     """
     if attribute == "gender":
         return pipeline.vclub(cfg, "face", name=name)
@@ -538,7 +549,8 @@ def attribute_vclub(cfg: RunConfig, attribute: str, name: str = "utkface") -> tu
         train, held = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=cfg.seed)
         with torch_threads(1):
             result = mi.train_vclub(z[train], y[train], z[held], y[held], iterations=iterations, seed=cfg.seed,
-                                    num_classes=k, device=cfg.torch_device, progress=False)
+                                    num_classes=k, device=cfg.torch_device, progress=False,
+                                    batch_size=min(pipeline.VCLUB_BATCH, len(train)))
         out: dict[str, Any] = {f"history.{n}": torch.as_tensor(np.asarray(v)) for n, v in result.history.items()}
         out.update({f"model.{n}": v for n, v in result.estimator.checkpoint_state().items()})
         return out
@@ -605,6 +617,16 @@ def attribute_protection(
 
     arrays = pipeline.cache(cfg).arrays("beyond_attribute_protection", BEYOND_VERSION, params, compute)
     return {e: arrays[f"eps_{i}"] for i, e in enumerate(eps_values)}
+
+
+def attribute_images(cfg: RunConfig, chapter_sizes: dict[str, Any], name: str = "utkface") -> np.ndarray:
+    """The images of dataset ``name`` the attributes are measured on: a gender-balanced subset of the chapter's
+    ``attribute_images`` (``None``: the profile's subset, :func:`mifgsm_lib.pipeline.subset`)."""
+    n = chapter_sizes.get("attribute_images")
+    if n is None:
+        return pipeline.subset(cfg, name)
+    indices, _ = data.balanced_subset(pipeline.dataset(cfg, name).gender, int(n), seed=cfg.seed)
+    return np.sort(indices)
 
 
 def attribute_leakage(

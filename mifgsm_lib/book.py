@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm.auto import tqdm
+
+from mifgsm_lib.progress import TEXT_ENV, bar
 
 #: The parameters every chapter's ``parameters`` cell defines.
 CHAPTER_PARAMETERS = ("dataset", "data_dir", "model", "device", "seed", "profile", "artifacts_dir")
@@ -99,7 +100,8 @@ def run_chapters(
     # Figures must reach the notebooks: a non-interactive MPLBACKEND (e.g. Agg) would silence matplotlib's
     # inline backend in the kernels papermill starts, which inherit this environment.
     os.environ.pop("MPLBACKEND", None)
-    for chapter in tqdm(selected, desc="chapters", disable=not progress):
+    os.environ[TEXT_ENV] = "1"  # progress as one line per finished loop: the saved outputs are read, not watched
+    for chapter in bar(selected, desc="chapters", disable=not progress):
         target = src / f"{chapter}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         pm.execute_notebook(
@@ -135,8 +137,53 @@ def run_table(parameters: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def show_run(parameters: Mapping[str, Any]) -> None:
-    """Display :func:`run_table` in a notebook, so the rendered book says what produced its numbers."""
+#: Minutes each chapter took from an empty cache on the project's 2-core CPU machine (no GPU), measured with
+#: ``benchmarks/bench_book.py --profile P``; the ``paper`` profile is meant for a GPU and was not measured there.
+RUN_MINUTES: dict[str, dict[str, float]] = {
+    "book/intro": {"quick": 0.1, "default": 0.1},
+    "book/club_theory": {"quick": 0.2, "default": 0.2},
+    "book/templates": {"quick": 2.5, "default": 4.0},
+    "book/estimator_training": {"quick": 0.6, "default": 2.5},
+    "book/attacks": {"quick": 2.5, "default": 10.0},
+    "book/evaluation_settings": {"quick": 4.0, "default": 10.0},
+    "book/tradeoff": {"quick": 0.5, "default": 1.0},
+    "book/beyond": {"quick": 4.0, "default": 8.0},
+}
+
+
+def run_time(chapter: str, profile: str) -> str:
+    """One sentence on how long ``chapter`` takes to run, from :data:`RUN_MINUTES`, for the top of each chapter."""
+    if chapter not in RUN_MINUTES:
+        raise ValueError(f"chapter={chapter!r}: expected one of {sorted(RUN_MINUTES)}")
+    times = RUN_MINUTES[chapter]
+    measured = ", ".join(f"{minutes:.1f} min with the `{p}` profile" for p, minutes in times.items())
+    return (f"**Run time** from an empty cache on a 2-core CPU: {measured} (this run: `{profile}`). Every result "
+            "is cached, so a second run only loads it.")
+
+
+def show_run_time(chapter: str, profile: str) -> None:
+    """Display :func:`run_time` in a notebook."""
     from IPython.display import Markdown, display
 
+    display(Markdown(run_time(chapter, profile)))
+
+
+#: Where a chapter appends the face-model passes its kernel ran (``benchmarks/bench_book.py`` sets it).
+LEDGER_ENV = "MIFGSM_LEDGER"
+
+
+def show_run(parameters: Mapping[str, Any]) -> None:
+    """Display :func:`run_table` in a notebook, so the rendered book says what produced its numbers.
+
+    Where ``$MIFGSM_LEDGER`` names a file, one JSON line of the passes this kernel ran
+    (:data:`mifgsm_lib.face_models.PASSES`) is appended to it.
+    """
+    from IPython.display import Markdown, display
+
+    from mifgsm_lib.face_models import PASSES
+
+    ledger = os.environ.get(LEDGER_ENV)
+    if ledger:
+        with open(ledger, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(PASSES) + "\n")
     display(Markdown("**This page was produced by:**\n\n" + run_table(parameters)))

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from mifgsm_lib.cache import load_state_dict, save_state_dict
+from mifgsm_lib.progress import bar
 
 ArrayLike = torch.Tensor | np.ndarray
 _HPARAM_PREFIX = "hparams."
@@ -257,7 +257,7 @@ def train_mlp(
     order = torch.Generator().manual_seed(seed)
     best_loss, best_epoch, best_state = float("inf"), 0, model.checkpoint_state()
     rows = []
-    for epoch in tqdm(range(1, max_epochs + 1), desc="MLP epochs", disable=not progress):
+    for epoch in bar(range(1, max_epochs + 1), desc="MLP epochs", disable=not progress):
         model.train()
         batch_losses = []
         for batch in torch.randperm(len(train_idx), generator=order).split(batch_size):

@@ -21,6 +21,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "estimator_iterations": 1500,  # vCLUB training iterations (paper: 15,000)
         "estimator_checkpoints": (300, 1000, 1500),  # Fig. 2 (paper: 5,000 / 15,000 / 23,700)
         "sensitive_steps": 4,        # Fig. 4 (paper: 50)
+        "fine_steps": 4,             # the finer grid below the sensitive range (beyond the paper)
         "cv_folds": 3,
         "tsne_points": 300,
         "verification_folds": (4,),  # the pairs' folds attacked for the EER (LFW's fold 4 holds an image of unknown gender)
@@ -31,6 +32,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "estimator_iterations": 15000,
         "estimator_checkpoints": (5000, 15000, 23700),
         "sensitive_steps": 10,
+        "fine_steps": 5,             # 0.001 ... 0.005: the trade-off grid's low end, shared with it
         "cv_folds": 3,
         "tsne_points": 1500,
         "verification_folds": tuple(range(10)),
@@ -41,6 +43,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "estimator_iterations": 15000,
         "estimator_checkpoints": (5000, 15000, 23700),
         "sensitive_steps": 50,
+        "fine_steps": 50,
         "cv_folds": 3,
         "tsne_points": 5000,
         "verification_folds": tuple(range(10)),

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 import yaml
-from tqdm.auto import tqdm
 
 from .config import MIRROR_ENV
+from .progress import bar
 
 MALE, FEMALE, UNKNOWN = 0, 1, -1
 GENDER_NAMES = {MALE: "male", FEMALE: "female", UNKNOWN: "unknown"}
@@ -595,7 +595,7 @@ def _download(name: str, manifest: Mapping[str, Any], target: Path, progress: bo
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        for url, sha256, fname, unpack in tqdm(jobs, desc=f"fetch {name}", disable=not progress or len(jobs) < 10):
+        for url, sha256, fname, unpack in bar(jobs, desc=f"fetch {name}", disable=not progress or len(jobs) < 10):
             try:
                 pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=fname,
                                path=target / "downloads" if unpack else target,

@@ -32,7 +32,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from threadpoolctl import ThreadpoolController
-from tqdm.auto import tqdm
+
+from mifgsm_lib.progress import bar
 
 #: Setting B's classifiers, in the paper's order (Sec. 5).
 CLASSIFIERS: tuple[str, ...] = ("logreg", "linear_svm", "rbf_svm")
@@ -254,7 +255,7 @@ def setting_b_sweep(
         delayed(_fold_score)(estimators[name], sets[key], labels, *splits[k]) for key, name, k in jobs
     )
     per_fold = {key: {name: [0.0] * len(splits) for name in estimators} for key in sets}
-    for (key, name, k), score in zip(jobs, tqdm(scores, total=len(jobs), desc="setting B", disable=not progress)):
+    for (key, name, k), score in zip(jobs, bar(scores, total=len(jobs), desc="setting B", disable=not progress)):
         per_fold[key][name][k] = score
     return {key: _result(per_fold[key], folds, grouped, seed, n) for key in sets}
 
@@ -409,6 +410,6 @@ def ssim(clean: np.ndarray, perturbed: np.ndarray, data_range: float = 1.0, prog
     return np.array(
         [
             structural_similarity(a[i], b[i], channel_axis=0, data_range=data_range)
-            for i in tqdm(range(a.shape[0]), desc="SSIM", disable=not progress)
+            for i in bar(range(a.shape[0]), desc="SSIM", disable=not progress)
         ]
     )

@@ -43,7 +43,8 @@ def eps_grids(cfg: RunConfig, fine_max_eps: float = FINE_MAX_EPS) -> dict[str, l
     - ``default``: the paper's default range, 0.05 to 0.3 in steps of 0.05 (Sec. 6.2.1, Fig. 3);
     - ``sensitive``: the paper's sensitive range, the profile's ``sensitive_steps`` uniform steps up to 0.03
       (Sec. 6.2.2, Fig. 4; the paper uses 50);
-    - ``fine``: beyond the paper, as many uniform steps up to ``fine_max_eps`` (see :data:`FINE_MAX_EPS`).
+    - ``fine``: beyond the paper, the profile's ``fine_steps`` uniform steps up to ``fine_max_eps`` (see
+      :data:`FINE_MAX_EPS`).
     """
     if not 0 < attacks.check_eps(fine_max_eps) < 0.03:
         raise ValueError(f"fine_max_eps={fine_max_eps!r}: expected a level in (0, 0.03), below the sensitive range's "
@@ -52,7 +53,7 @@ def eps_grids(cfg: RunConfig, fine_max_eps: float = FINE_MAX_EPS) -> dict[str, l
     return {
         "default": attacks.eps_grid_default(),
         "sensitive": attacks.eps_grid_sensitive(steps),
-        "fine": attacks.eps_grid_sensitive(steps, max_eps=fine_max_eps),
+        "fine": attacks.eps_grid_sensitive(int(cfg.sizes["fine_steps"]), max_eps=fine_max_eps),
     }
 
 

@@ -19,16 +19,22 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .alignment import PREPROCESSING, preprocessing
 from .config import resolve_device
+from .progress import bar
 from .dlib_resnet import DLIB_INPUT_SCALE, DlibResNet
 from .iresnet import IRESNET_INPUT_SIZE, iresnet50, load_backbone
 
 FACE_MODELS = ("dlib", "iresnet50")
 
-__all__ = ["FACE_MODELS", "PREPROCESSING", "FaceModel", "embed", "load_face_model", "to_tensor"]
+__all__ = ["FACE_MODELS", "PASSES", "PREPROCESSING", "FaceModel", "embed", "load_face_model", "to_tensor"]
+
+#: Images passed through any face model in this process: ``forward`` without a gradient, ``gradient`` with
+#: one (a forward and a backward pass); :mod:`mifgsm_lib.pipeline` adds its sweeps' share
+#: (``sweep_forward``, ``sweep_gradient``). ``benchmarks/bench_book.py`` compares them with the minimum the
+#: book needs.
+PASSES: dict[str, int] = {"forward": 0, "gradient": 0, "sweep_forward": 0, "sweep_gradient": 0}
 
 
 class FaceModel(nn.Module):
@@ -72,6 +78,7 @@ class FaceModel(nn.Module):
                 f"images: expected shape (N, {', '.join(map(str, expected))}) in [0, 1] for the {self.name} model, "
                 f"got {tuple(images.shape)}"
             )
+        PASSES["gradient" if torch.is_grad_enabled() and images.requires_grad else "forward"] += len(images)
         return self.network((images - self.mean) / self.std)
 
 
@@ -152,7 +159,7 @@ def embed(
     out = np.empty((len(chips), model.embedding_dim), dtype=np.float32)
     starts = range(0, len(chips), batch_size)
     with torch.inference_mode():
-        for start in tqdm(starts, desc=f"embedding ({model.name})", disable=not progress):
+        for start in bar(starts, desc=f"embedding ({model.name})", disable=not progress):
             batch = chips[start:start + batch_size]
             x = batch.float() if isinstance(batch, torch.Tensor) else to_tensor(batch)
             x = x.to(dev)

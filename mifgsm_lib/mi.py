@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from scipy import integrate
 from torch import nn
-from tqdm.auto import tqdm
 
 from mifgsm_lib.classifiers import ArrayLike, TemplateNetwork, as_templates, check_labels, seeded_init
+from mifgsm_lib.progress import bar
 
 __all__ = [
     "VCLUB",
@@ -265,7 +265,7 @@ def train_vclub(
     rows = [(0, *_evaluate(estimator, zt, yt, zv, yv))]
     states: dict[int, dict[str, torch.Tensor]] = {}
     start = time.perf_counter()
-    for iteration in tqdm(range(1, iterations + 1), desc="vCLUB iterations", disable=not progress):
+    for iteration in bar(range(1, iterations + 1), desc="vCLUB iterations", disable=not progress):
         batch = torch.from_numpy(sampler()).to(device)
         loss = estimator.learning_loss(zt[batch], yt[batch])
         optimizer.zero_grad()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from mifgsm_lib import attacks, classifiers, data, face_models, mi
 from mifgsm_lib.alignment import align_faces, preprocessing
 from mifgsm_lib.cache import ArtifactCache, atomic_write, load_npz, save_npz
 from mifgsm_lib.config import RunConfig, torch_threads
+from mifgsm_lib.progress import bar
 
 CHIPS_VERSION = 1
 TEMPLATES_VERSION = 1
@@ -29,6 +31,9 @@ MLP_VERSION = 1
 VCLUB_VERSION = 1
 DIRECTIONS_VERSION = 2
 PERTURBED_VERSION = 2
+
+#: Images per vCLUB training batch (Sec. 5).
+VCLUB_BATCH = 256
 
 #: The attacks of the paper (Sec. 3), by the names the book and the CLI use.
 ATTACKS = ("mi-fgsm", "mi-fgsm-mlp", "fgsm", "random")
@@ -173,7 +178,11 @@ def estimator_features(cfg: RunConfig, features: str, name: str | None = None) -
 def vclub(
     cfg: RunConfig, features: str = "face", iteration: int | None = None, name: str | None = None
 ) -> tuple[mi.VCLUB, dict[str, np.ndarray]]:
-    """A vCLUB estimator (Sec. 4.1) trained on clean features, at a checkpoint iteration, with its learning curve."""
+    """A vCLUB estimator (Sec. 4.1) trained on clean features, at a checkpoint iteration, with its learning curve.
+
+    Batches hold :data:`VCLUB_BATCH` images, or all the training images where there are fewer (a small
+    dataset of the user's: the estimate of Eq. 7 is then over the whole training split).
+    """
     z = estimator_features(cfg, features, name)
     y = templates(cfg, name)["gender"]
     total = int(cfg.sizes["estimator_iterations"])
@@ -195,6 +204,7 @@ def vclub(
             result = mi.train_vclub(
                 z[train], y[train], z[held], y[held], iterations=max(checkpoints), seed=cfg.seed,
                 checkpoints=checkpoints, device=cfg.torch_device, progress=False,
+                batch_size=min(VCLUB_BATCH, len(train)),
             )
         out: dict[str, Any] = {f"history.{k}": torch.as_tensor(np.asarray(v)) for k, v in result.history.items()}
         out["history.seconds"] = torch.tensor(result.seconds)
@@ -209,6 +219,31 @@ def vclub(
     estimator.eval()
     history = {k[8:]: v.numpy() for k, v in state.items() if k.startswith("history.")}
     return estimator, history
+
+
+def _train(cfg: RunConfig, features: str | None, name: str | None) -> None:
+    """Train and cache the MLP (``features=None``) or a vCLUB estimator (in a worker process)."""
+    if features is None:
+        mlp(cfg, name)
+    else:
+        vclub(cfg, features, name=name)
+
+
+def train_estimators(cfg: RunConfig, names: Sequence[str | None]) -> None:
+    """Train and cache the MLP and both vCLUB estimators (``face``, ``mlp``) of each dataset of ``names``.
+
+    Each training runs on one CPU thread (tiny networks train fastest so), so on a CPU the trainings run in
+    parallel processes, one per core: first the MLPs (the ``mlp`` estimator is trained on their features),
+    then the estimators. On a GPU, or where everything is cached, they run (or load) one after the other.
+    The results are those of :func:`mlp` and :func:`vclub` called alone.
+    """
+    from joblib import Parallel, delayed
+
+    for name in names:
+        templates(cfg, name)
+    jobs = 1 if cfg.torch_device.type != "cpu" else -1
+    Parallel(n_jobs=jobs)(delayed(_train)(cfg, None, name) for name in names)
+    Parallel(n_jobs=jobs)(delayed(_train)(cfg, f, name) for name in names for f in ("face", "mlp"))
 
 
 def make_attack(cfg: RunConfig, method: str, iteration: int | None = None, name: str | None = None) -> attacks.SignAttack:
@@ -231,16 +266,20 @@ def make_attack(cfg: RunConfig, method: str, iteration: int | None = None, name:
 BLOCK = 256
 
 
-def verification_indices(cfg: RunConfig, name: str | None = None) -> tuple[np.ndarray, data.Pairs]:
-    """The images of the dataset's verification pairs in the profile's ``verification_folds`` (fold numbers).
+def verification_indices(
+    cfg: RunConfig, name: str | None = None, folds: tuple[int, ...] | None = None
+) -> tuple[np.ndarray, data.Pairs]:
+    """The images of the dataset's verification pairs in ``folds`` (fold numbers; default the profile's
+    ``verification_folds``).
 
     Returns the sorted image indices and the pairs re-indexed into them. When one fold is kept (the quick
     profile), its pairs are dealt round-robin into 10 sub-folds so that the 10-fold accuracy stays defined.
     """
+    folds = tuple(cfg.sizes["verification_folds"] if folds is None else folds)
     all_pairs = pairs(cfg, name)
-    keep = np.isin(all_pairs.fold, list(cfg.sizes["verification_folds"]))
+    keep = np.isin(all_pairs.fold, list(folds))
     if not keep.any():
-        raise ValueError(f"verification_folds={cfg.sizes['verification_folds']!r}: no pair of {name or cfg.dataset!r} "
+        raise ValueError(f"verification_folds={folds!r}: no pair of {name or cfg.dataset!r} "
                          f"is in these folds (its folds: {sorted(set(all_pairs.fold.tolist()))})")
     indices = np.unique(np.concatenate([all_pairs.left[keep], all_pairs.right[keep]]))
     position = np.full(int(indices.max()) + 1, -1)
@@ -263,8 +302,18 @@ def attack_set(cfg: RunConfig) -> np.ndarray:
     try:
         paired = verification_indices(cfg)[0]
     except ValueError:
-        return sub
-    return np.concatenate([sub, np.setdiff1d(paired, sub)])
+        return _stratified(cfg, sub)
+    return np.concatenate([_stratified(cfg, sub), _stratified(cfg, np.setdiff1d(paired, sub))])
+
+
+def _stratified(cfg: RunConfig, indices: np.ndarray) -> np.ndarray:
+    """``indices`` in the order of seeded batches stratified by gender (unknown gender last), so that every
+    block of consecutive images holds both genders in about their overall proportion (the MI gradient needs
+    both in each of its batches)."""
+    gender = dataset(cfg).gender[indices]
+    known, unknown = indices[gender >= 0], indices[gender < 0]
+    order = attacks.stratified_batches(gender[gender >= 0], BLOCK, cfg.seed) if len(known) else []
+    return np.concatenate([*(known[b] for b in order), unknown]).astype(np.int64)
 
 
 def blocks(n: int, block: int = BLOCK) -> list[slice]:
@@ -273,6 +322,20 @@ def blocks(n: int, block: int = BLOCK) -> list[slice]:
         raise ValueError(f"n={n}: expected at least one image")
     edges = [*range(0, block * max(1, n // block), block), n]
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _spans(cfg: RunConfig, over: np.ndarray, block: int, name: str | None) -> list[slice]:
+    """The blocks of ``over``: for :func:`attack_set`, the subset's blocks and then the other images' blocks (so
+    that no block mixes them), where the other images hold enough of each gender for every block; for any other
+    set, :func:`blocks` of it."""
+    if name in (None, cfg.dataset) and block == BLOCK:
+        n = len(subset(cfg))
+        if len(over) > n and np.array_equal(over, attack_set(cfg)):
+            rest = blocks(len(over) - n, block)
+            gender = dataset(cfg).gender[over[n:]]
+            if min(np.sum(gender == g) for g in (data.MALE, data.FEMALE)) >= len(rest):
+                return blocks(n, block) + [slice(r.start + n, r.stop + n) for r in rest]
+    return blocks(len(over), block)
 
 
 def _digest(indices: np.ndarray) -> str:
@@ -312,8 +375,8 @@ def directions(
 ) -> np.ndarray:
     """The attack's per-pixel direction (int8, one gradient per image serves every ε) for the chosen images.
 
-    Directions are computed per block of ``over`` (default: :func:`attack_set`), in stratified batches of
-    ``batch_size`` within the block, and cached per block. Images of unknown gender get d = 0 (the MI and MLP
+    Directions are computed per block of ``over`` (default: :func:`attack_set`, see :func:`_spans`), in
+    stratified batches of ``batch_size`` within the block, and cached per block. Images of unknown gender get d = 0 (the MI and MLP
     gradients need the label; every attack leaves them as they are, so the methods stay comparable).
     """
     ds = dataset(cfg, name)
@@ -323,10 +386,10 @@ def directions(
     positions = _positions(over, indices)
     result: np.ndarray | None = None
     attack: attacks.SignAttack | None = None
-    for part in blocks(len(over), block):
+    needed = [part for part in _spans(cfg, over, block, name)
+              if ((positions >= part.start) & (positions < part.stop)).any()]
+    for part in bar(needed, desc=f"{method} directions of {sum(p.stop - p.start for p in needed):,} images, blocks"):
         rows = (positions >= part.start) & (positions < part.stop)
-        if not rows.any():
-            continue
         members = over[part]
 
         def compute(members: np.ndarray = members) -> dict[str, np.ndarray]:
@@ -341,8 +404,10 @@ def directions(
                     device=cfg.torch_device, seed=cfg.seed, progress=False, index=members[known])
             return {"direction": out}
 
+        before = face_models.PASSES["gradient"]
         d = cache(cfg).arrays("directions", DIRECTIONS_VERSION, {**params, "block": _digest(members)},
                               compute)["direction"]
+        face_models.PASSES["sweep_gradient"] += face_models.PASSES["gradient"] - before
         if result is None:
             result = np.empty((len(indices), *d.shape[1:]), dtype=np.int8)
         result[rows] = d[positions[rows] - part.start]
@@ -359,7 +424,8 @@ def perturbed_templates(
     One cache entry per ε holds the templates of every image of ``over`` (default :func:`attack_set`), filled
     block by block as requests need them: an (image, attack, ε, storage) is embedded once, whichever chapter
     asks first. Where the stored x* equals the clean image (``uint8`` below half a grey level, or d = 0) the
-    clean template is taken as it is.
+    clean template is taken as it is. Each entry also records which images were ever requested (``requested``),
+    from which ``benchmarks/bench_book.py`` counts the passes the book needs.
     """
     eps_list = [attacks.check_eps(e) for e in eps_list]
     attacks.check_mode(mode)
@@ -367,7 +433,7 @@ def perturbed_templates(
     over = _over(cfg, indices, name, over)
     base = {**_direction_params(cfg, method, batch_size, iteration, name), "mode": mode, "over": _digest(over)}
     store = cache(cfg)
-    spans = blocks(len(over))
+    spans = _spans(cfg, over, BLOCK, name)
     positions = _positions(over, indices)
     wanted = np.unique(np.searchsorted([s.start for s in spans], positions, side="right") - 1)
     entries = {e: store.path("perturbed", PERTURBED_VERSION, {**base, "eps": e}, ".npz") for e in eps_list}
@@ -378,24 +444,31 @@ def perturbed_templates(
     for e, f in found.items():
         if f is None:
             found[e] = {"templates": np.zeros((len(over), clean.shape[1]), dtype=np.float32),
-                        "done": np.zeros(len(spans), dtype=bool), "embedded": np.zeros(len(over), dtype=bool)}
+                        "done": np.zeros(len(spans), dtype=bool), "requested": np.zeros(len(over), dtype=bool),
+                        "over": over}
+    before = face_models.PASSES["forward"]
     if todo:
         face = face_model(cfg)
         aligned = chips(cfg, name)["chips"]
-        for b in todo:
+        members = np.concatenate([over[spans[b]] for b in todo])
+        d_all = directions(cfg, method, members, batch_size, iteration, name, over=over)
+        offsets = np.cumsum([0] + [spans[b].stop - spans[b].start for b in todo])
+        for k, b in enumerate(bar(todo, desc=f"{method} ({mode}) templates of {len(members):,} images at up to "
+                                            f"{len(eps_list)} ε, blocks")):
             members = over[spans[b]]
             levels = [e for e in eps_list if b in missing[e]]
-            d = directions(cfg, method, members, batch_size, iteration, name, over=over)
+            d = d_all[offsets[k]:offsets[k + 1]]
             per_eps = attacks.embed_perturbed(face, aligned[members], d, levels, mode=mode, device=cfg.torch_device,
                                               progress=False, clean=clean[members])
             for e in levels:
                 found[e]["templates"][spans[b]] = per_eps[e]
-                found[e]["embedded"][spans[b]] = (per_eps[e] != clean[members]).any(axis=1)
                 found[e]["done"][b] = True
-        for e in eps_list:
-            if missing[e]:
-                save_npz(entries[e], found[e])
-                store.record("perturbed", PERTURBED_VERSION, {**base, "eps": e})
+    face_models.PASSES["sweep_forward"] += face_models.PASSES["forward"] - before
+    for e in eps_list:
+        if missing[e] or not found[e]["requested"][positions].all():
+            found[e]["requested"][positions] = True
+            save_npz(entries[e], found[e])
+            store.record("perturbed", PERTURBED_VERSION, {**base, "eps": e})
     return {e: found[e]["templates"][positions] for e in eps_list}
 
 

@@ -59,3 +59,29 @@ def test_book_runs_chapters_and_builds_html(tmp_path: Path, capsys: pytest.Captu
     assert "image/png" in executed, "the chapter's figures did not reach the executed notebook"
     run_info = json.loads((tmp_path / "_build" / "executed" / "run_info.json").read_text())
     assert run_info["parameters"]["seed"] == 3 and "torch" in run_info["versions"]
+
+
+def test_every_chapter_states_its_run_time() -> None:
+    import nbformat
+
+    for chapter in book.toc_chapters(ROOT):
+        assert set(book.RUN_MINUTES[chapter]) == {"quick", "default"}, chapter
+        nb = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
+        assert any(f'show_run_time("{chapter}", cfg.profile)' in c.source for c in nb.cells), chapter
+    assert "min with the `default` profile" in book.run_time("book/attacks", "quick")
+    with pytest.raises(ValueError, match="chapter='book/nope'"):
+        book.run_time("book/nope", "quick")
+
+
+def test_progress_prints_one_finished_line_in_book_runs(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from mifgsm_lib import progress
+
+    monkeypatch.setenv(progress.TEXT_ENV, "1")
+    assert list(progress.bar(range(5), desc="work")) == [0, 1, 2, 3, 4]
+    line = capsys.readouterr().out
+    assert line.startswith("work: 100% (5 of 5) in ") and line.endswith(" s\n")
+    assert list(progress.bar(iter([1, 2]), desc="no length")) == [1, 2]
+    assert capsys.readouterr().out.startswith("no length: 100% (2 of 2)")
+    assert list(progress.bar(range(3), desc="quiet", disable=True)) == [0, 1, 2]
+    assert capsys.readouterr().out == ""

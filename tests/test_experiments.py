@@ -51,7 +51,7 @@ def test_eps_grids_follow_the_paper_and_the_profile():
     grids = experiments.eps_grids(cfg, fine_max_eps=0.004)
     assert grids["default"] == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
     assert len(grids["sensitive"]) == cfg.sizes["sensitive_steps"] and max(grids["sensitive"]) == pytest.approx(0.03)
-    assert len(grids["fine"]) == cfg.sizes["sensitive_steps"] and max(grids["fine"]) == pytest.approx(0.004)
+    assert len(grids["fine"]) == cfg.sizes["fine_steps"] and max(grids["fine"]) == pytest.approx(0.004)
     union = experiments.all_eps(grids)
     assert union == sorted(set(union)) and len(union) == sum(len(g) for g in grids.values())
 

@@ -7,13 +7,13 @@ tests run the same code paths on a small LFW-layout dataset made from the mirror
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from mifgsm_lib import beyond, data, experiments, mi, pipeline, tradeoff
+from mifgsm_lib import beyond, data, experiments, pipeline, tradeoff
 from mifgsm_lib.config import RunConfig
 
 #: Pairs kept per fold and kind (matched, mismatched) of the real pairs.txt.
@@ -23,8 +23,8 @@ SIZES = {"subset_size": 60, "estimator_iterations": 40, "estimator_checkpoints":
          "tsne_points": 24, "verification_folds": tuple(range(10)), "max_images": {"utkface": 300}}
 
 #: MI-PGD and the robustness views at their smallest.
-CHAPTER = {"pgd_steps": 1, "one_step_budgets": (1,), "pgd_budgets": (1,), "robustness_methods": ("mi-fgsm",),
-           "attribute_protections": (("mi-fgsm", 1),)}
+CHAPTER = {"folds": (0, 4, 8, 9), "pgd_steps": 1, "one_step_budgets": (1,), "pgd_budgets": (1,),
+           "robustness_methods": ("mi-fgsm",), "attribute_protections": (("mi-fgsm", 1),), "attribute_images": 150}
 
 
 def _pair_lines(mirror: Path) -> list[tuple[list[str], list[str]]]:
@@ -77,14 +77,6 @@ def cfg(small_lfw: Path, tmp_path_factory: pytest.TempPathFactory) -> RunConfig:
     return config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def small_vclub_batches() -> None:
-    """vCLUB's default batch (256) exceeds these few training images."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline.mi, "train_vclub", functools.partial(mi.train_vclub, batch_size=32))
-        yield
-
-
 def _unknown(config: RunConfig, indices: np.ndarray) -> np.ndarray:
     return pipeline.dataset(config).gender[indices] < 0
 
@@ -101,6 +93,19 @@ def test_images_of_unknown_gender_keep_their_clean_template(cfg: RunConfig, meth
     assert not pipeline.directions(cfg, method, indices)[unknown].any()
 
 
+def test_a_sweep_of_the_subset_embeds_no_other_image(cfg: RunConfig, tmp_path: Path) -> None:
+    fresh = RunConfig(data_dir=cfg.data_dir, device="cpu", profile="quick", sizes={**SIZES, "subset_size": 20},
+                      artifacts_dir=str(tmp_path))  # a subset that leaves women among the other images
+    sub, shared = pipeline.subset(fresh), pipeline.attack_set(fresh)
+    assert np.array_equal(np.sort(shared[:len(sub)]), sub) and len(shared) > len(sub)
+    pipeline.perturbed_templates(fresh, "random", [0.01], sub)
+    (entry,) = (tmp_path / "perturbed").glob("*.npz")
+    stored = np.load(entry)
+    assert stored["requested"].sum() == len(sub) and stored["requested"][:len(sub)].all()
+    assert (stored["templates"][:len(sub)] != 0).any(axis=1).all()
+    assert not stored["templates"][len(sub):].any(), "images outside the subset were embedded"
+
+
 def test_blocks_give_the_same_templates_whatever_was_asked_first(cfg: RunConfig) -> None:
     indices = pipeline.attack_set(cfg)
     some = indices[::7]
@@ -108,7 +113,22 @@ def test_blocks_give_the_same_templates_whatever_was_asked_first(cfg: RunConfig)
     whole = pipeline.perturbed_templates(cfg, "random", [0.02, 0.01], indices)
     for e in (0.01, 0.02):
         assert np.array_equal(whole[e][::7], first[e])
-    assert len(pipeline.blocks(len(indices))) == max(1, len(indices) // pipeline.BLOCK)
+    assert [b.stop - b.start for b in pipeline.blocks(600)] == [256, 344]
+    assert [b.stop - b.start for b in pipeline.blocks(100)] == [100]
+
+
+def test_estimators_trained_in_parallel_equal_those_trained_alone(cfg: RunConfig, tmp_path: Path) -> None:
+    fresh = RunConfig(data_dir=cfg.data_dir, device="cpu", profile="quick", sizes=SIZES,
+                      artifacts_dir=str(tmp_path / "parallel"))
+    pipeline.train_estimators(fresh, [None])
+    alone = RunConfig(data_dir=cfg.data_dir, device="cpu", profile="quick", sizes=SIZES,
+                      artifacts_dir=str(tmp_path / "alone"))
+    for features in ("face", "mlp"):
+        parallel, curve = pipeline.vclub(fresh, features)
+        single, single_curve = pipeline.vclub(alone, features)
+        for key, value in parallel.state_dict().items():
+            assert torch.equal(value, single.state_dict()[key]), (features, key)
+        assert np.array_equal(curve["val_mi"], single_curve["val_mi"])
 
 
 def test_attack_sweep_and_verification_sweep(cfg: RunConfig) -> None:
@@ -131,7 +151,8 @@ def test_tradeoff_runs_and_keeps_unknown_images_clean(cfg: RunConfig) -> None:
 
 def test_beyond_iterative_study(cfg: RunConfig) -> None:
     study = beyond.iterative_study(cfg, chapter_sizes=CHAPTER)
-    target = tradeoff.evaluation_set(cfg)
+    target = study.evaluated
+    assert len(target.pairs) == 4 * 2 * PER_FOLD and (~target.labelled).sum() == 3, "LFW's folds 4, 8, 9 hold them"
     unknown = ~target.labelled
     clean = pipeline.templates(cfg)["templates"][target.indices]
     for views in study.templates.values():
@@ -139,6 +160,17 @@ def test_beyond_iterative_study(cfg: RunConfig) -> None:
             assert np.array_equal(z[unknown], clean[unknown])
     assert study.frontier[["setting_a", "setting_b", "eer"]].notna().all().all()
     assert set(study.robustness["transform"]) >= {"none", "jpeg90"}
+
+
+def test_beyond_attributes_on_the_chapter_images(cfg: RunConfig) -> None:
+    images = beyond.attribute_images(cfg, CHAPTER, "utkface")
+    gender = pipeline.dataset(cfg, "utkface").gender[images]
+    assert len(images) == 150 and (gender == 1).sum() == 75
+    assert np.array_equal(beyond.attribute_images(cfg, {"attribute_images": None}, "utkface"),
+                          pipeline.subset(cfg, "utkface"))
+    leakage = beyond.attribute_leakage(cfg, CHAPTER["attribute_protections"], CHAPTER["pgd_steps"],
+                                       attributes=("gender", "age_group"), indices=images)  # race: too few per class
+    assert set(leakage["measured"]) == {"gender", "age_group"} and leakage["setting_b"].notna().all()
 
 
 def test_without_identities_the_sweeps_run_and_pairs_say_why_not(cfg: RunConfig, tmp_path: Path) -> None:
