@@ -88,16 +88,28 @@ def model_key(cfg: RunConfig) -> dict[str, Any]:
     return {"model": cfg.model, "preprocessing": preprocessing(cfg.model)}
 
 
+#: The chips last read in this process, by cache file: every attack step needs them, and reading a dataset's
+#: chips (hundreds of MB) once per step or block would cost seconds each time. Callers must not write to them.
+_CHIPS: dict[Path, dict[str, np.ndarray]] = {}
+
+
 def chips(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
     """Aligned uint8 face chips of every image (``chips``) and which used the fallback box (``fallback``)."""
     ds = dataset(cfg, name)
     params = {**dataset_key(ds), "alignment": preprocessing(cfg.model)}
+    path = cache(cfg).path("chips", CHIPS_VERSION, params, ".npz")
+    if path in _CHIPS and path.exists():
+        return _CHIPS[path]
 
     def compute() -> dict[str, np.ndarray]:
         result = align_faces(ds.abs_paths(), model_name=cfg.model, workers=min(os.cpu_count() or 1, 8))
         return {"chips": result.chips, "fallback": result.fallback}
 
-    return cache(cfg).arrays("chips", CHIPS_VERSION, params, compute)
+    arrays = cache(cfg).arrays("chips", CHIPS_VERSION, params, compute)
+    if len(_CHIPS) >= 2:
+        _CHIPS.clear()
+    _CHIPS[path] = arrays
+    return arrays
 
 
 def templates(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
@@ -293,7 +305,7 @@ def verification_indices(
 
 def attack_set(cfg: RunConfig) -> np.ndarray:
     """Every image the chapters attack, in block order: the sweep subset (:func:`subset`) first, then the other
-    images of the verification pairs (:func:`verification_indices`). Sharing one set lets the sweeps and the
+    images of the verification pairs (:func:`verification_indices`), each part in stratified order. Sharing one set lets the sweeps and the
     verification studies reuse each other's directions and templates; putting the subset first keeps its
     blocks apart, so a sweep of the subset alone computes no image outside it. A dataset whose pairs cannot be
     formed (a sample of LFW, whose pairs.txt names missing images; no identities) attacks its subset alone here,
@@ -376,8 +388,9 @@ def directions(
     """The attack's per-pixel direction (int8, one gradient per image serves every ε) for the chosen images.
 
     Directions are computed per block of ``over`` (default: :func:`attack_set`, see :func:`_spans`), in
-    stratified batches of ``batch_size`` within the block, and cached per block. Images of unknown gender get d = 0 (the MI and MLP
-    gradients need the label; every attack leaves them as they are, so the methods stay comparable).
+    stratified batches of ``batch_size`` within the block, and cached per block. Images of unknown gender get
+    d = 0 (the MI and MLP gradients need the label; every attack leaves them as they are, so the methods stay
+    comparable).
     """
     ds = dataset(cfg, name)
     indices = np.asarray(indices, dtype=np.int64)
