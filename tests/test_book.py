@@ -85,3 +85,13 @@ def test_progress_prints_one_finished_line_in_book_runs(monkeypatch: pytest.Monk
     assert capsys.readouterr().out.startswith("no length: 100% (2 of 2)")
     assert list(progress.bar(range(3), desc="quiet", disable=True)) == [0, 1, 2]
     assert capsys.readouterr().out == ""
+
+
+def test_every_chapter_ends_with_the_run_table() -> None:
+    """The run table says what produced the page, and it is where a chapter writes its passes to the ledger."""
+    import nbformat
+
+    for chapter in book.toc_chapters(ROOT):
+        nb = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert "show_run(cfg.as_dict())" in code[-1].source, chapter
