@@ -100,19 +100,27 @@ def run_chapters(
     # Figures must reach the notebooks: a non-interactive MPLBACKEND (e.g. Agg) would silence matplotlib's
     # inline backend in the kernels papermill starts, which inherit this environment.
     os.environ.pop("MPLBACKEND", None)
-    os.environ[TEXT_ENV] = "1"  # progress as one line per finished loop: the saved outputs are read, not watched
-    for chapter in bar(selected, desc="chapters", disable=not progress):
-        target = src / f"{chapter}.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        pm.execute_notebook(
-            str(root / f"{chapter}.ipynb"),
-            str(target),
-            parameters=dict(parameters),
-            cwd=str(root),
-            progress_bar=False,
-            kernel_name="python3",
-        )
-        executed.append(target)
+    chapters_shown = bar(selected, desc="chapters", disable=not progress)  # this process: a live bar on stderr
+    previous = os.environ.get(TEXT_ENV)
+    os.environ[TEXT_ENV] = "1"  # the kernels' progress as one line per finished loop: their outputs are read later
+    try:
+        for chapter in chapters_shown:
+            target = src / f"{chapter}.ipynb"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pm.execute_notebook(
+                str(root / f"{chapter}.ipynb"),
+                str(target),
+                parameters=dict(parameters),
+                cwd=str(root),
+                progress_bar=False,
+                kernel_name="python3",
+            )
+            executed.append(target)
+    finally:
+        if previous is None:
+            os.environ.pop(TEXT_ENV, None)
+        else:
+            os.environ[TEXT_ENV] = previous
     return executed
 
 
@@ -141,13 +149,13 @@ def run_table(parameters: Mapping[str, Any]) -> str:
 #: ``benchmarks/bench_book.py --profile P``; the ``paper`` profile is meant for a GPU and was not measured there.
 RUN_MINUTES: dict[str, dict[str, float]] = {
     "book/intro": {"quick": 0.1, "default": 0.1},
-    "book/club_theory": {"quick": 0.2, "default": 0.2},
-    "book/templates": {"quick": 2.5, "default": 4.0},
-    "book/estimator_training": {"quick": 0.6, "default": 2.5},
-    "book/attacks": {"quick": 2.5, "default": 10.0},
-    "book/evaluation_settings": {"quick": 4.0, "default": 10.0},
-    "book/tradeoff": {"quick": 0.5, "default": 1.0},
-    "book/beyond": {"quick": 4.0, "default": 8.0},
+    "book/club_theory": {"quick": 0.2, "default": 0.7},
+    "book/templates": {"quick": 2.5, "default": 5.2},
+    "book/estimator_training": {"quick": 0.6, "default": 3.8},
+    "book/attacks": {"quick": 2.9, "default": 11.8},
+    "book/evaluation_settings": {"quick": 1.6, "default": 9.5},
+    "book/tradeoff": {"quick": 0.3, "default": 1.5},
+    "book/beyond": {"quick": 4.7, "default": 12.3},
 }
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from mifgsm_lib import book
 from mifgsm_lib.cli import main
+from mifgsm_lib.progress import TEXT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +48,8 @@ def test_book_runs_chapters_and_builds_html(tmp_path: Path, capsys: pytest.Captu
                  "--out", str(tmp_path), "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    result = json.loads(out)
+    result = json.loads(out)  # progress never mixes into --json
+    assert os.environ.get(TEXT_ENV) is None, "the kernels' text progress must not leak into this process"
     index = Path(result["html"])
     assert index.is_file()
     assert "book/intro.html" in index.read_text()
