@@ -6,7 +6,7 @@ Measured in one run on real LFW chips (a gender-balanced subset, aligned with dl
    one plain forward + backward of the face model to the pixels on the same batch: the floor no gradient attack
    can beat. Goal: ratio <= 1.15. Both run with the same memory format (channels_last), best of ``--repeats``.
 2. A sensitive-range sweep (``--steps`` ε up to 0.03, Sec. 6.2.2) split into its three parts: the gradient
-   (``compute_directions``), the re-embedding of every ε (``embed_perturbed``) and setting B on every ε
+   (``protect.directions``), the re-embedding of every ε (``protect.embed_perturbed``) and setting B on every ε
    (``setting_b_sweep``, grouped folds), each reported per 1,000 images (scaled linearly when ``--n`` is not
    1,000; setting B grows faster than linearly, so its scaled figure is a lower bound for n > 1,000).
 
@@ -24,11 +24,11 @@ import time
 
 import torch
 
-from mifgsm_lib import attacks, data, evaluation
-from mifgsm_lib.alignment import align_faces
-from mifgsm_lib.config import MIRROR_ENV, profile_settings, resolve_device
-from mifgsm_lib.face_models import embed, load_face_model
-from mifgsm_lib.mi import train_vclub
+from mifgsm_lib import attacks, data, evaluation, protect
+from mifgsm_lib.faces.alignment import align_faces
+from mifgsm_lib.config import MIRROR_ENV, eps_grid_sensitive, profile_settings, resolve_device
+from mifgsm_lib.faces.models import embed, load_face_model
+from mifgsm_lib.mi import stratified_batches, train_vclub
 
 
 def floor_and_attack(attack: attacks.MIFGSM, x: torch.Tensor, y: torch.Tensor, repeats: int) -> tuple[float, float]:
@@ -78,7 +78,7 @@ def main() -> None:
 
     indices, message = data.balanced_subset(ds.gender, args.n, seed=args.seed)
     paths = [ds.abs_paths()[i] for i in indices]
-    chips = align_faces(paths, model_name="dlib", progress=False, workers=args.workers).chips
+    chips = align_faces(paths, "dlib", progress=False, workers=args.workers).chips
     y, groups = ds.gender[indices], ds.identity[indices]
     n = len(chips)
     clean = embed(model, chips, batch_size=args.batch_size, device=device, progress=False)
@@ -90,7 +90,7 @@ def main() -> None:
           f"batch size {args.batch_size}")
 
     # 1. One MI-FGSM gradient against the floor, on the same batch.
-    batch = attacks.stratified_batches(y, args.batch_size, args.seed)[0]
+    batch = stratified_batches(y, args.batch_size, args.seed)[0]
     attack.to(device, memory_format=torch.channels_last).eval()
     x = attacks.as_float_images(chips[batch]).to(device, memory_format=torch.channels_last)
     t_floor, t_attack = floor_and_attack(attack, x, torch.from_numpy(y[batch]).to(device), args.repeats)
@@ -100,13 +100,13 @@ def main() -> None:
     print(f"ratio: {t_attack / t_floor:.3f}x (goal <= 1.15x)")
 
     # 2. A sensitive-range sweep, split into its parts.
-    eps_list = attacks.eps_grid_sensitive(args.steps)
+    eps_list = eps_grid_sensitive(args.steps)
     start = time.perf_counter()
-    direction = attacks.compute_directions(attack, chips, y, batch_size=args.batch_size, device=device,
+    direction = protect.directions(attack, chips, y, batch_size=args.batch_size, device=device,
                                            seed=args.seed, progress=False)
     t_gradient = time.perf_counter() - start
     start = time.perf_counter()
-    perturbed = attacks.embed_perturbed(model, chips, direction, eps_list, mode=args.mode, batch_size=args.batch_size,
+    perturbed = protect.embed_perturbed(model, chips, direction, eps_list, mode=args.mode, batch_size=args.batch_size,
                                         device=device, progress=False)
     t_embed = time.perf_counter() - start
     start = time.perf_counter()

@@ -1,9 +1,9 @@
 """Embedding throughput: the PyTorch port of dlib's ResNet against dlib itself.
 
-Measured in one run on the same real LFW chips (aligned by :func:`mifgsm_lib.alignment.align_faces`):
+Measured in one run on the same real LFW chips (aligned by :func:`mifgsm_lib.faces.alignment.align_faces`):
 
 - dlib's ``compute_face_descriptor``, one chip per call and a list of chips per call;
-- :func:`mifgsm_lib.face_models.embed` for several batch sizes (weights channels_last, all threads),
+- :func:`mifgsm_lib.faces.models.embed` for several batch sizes (weights channels_last, all threads),
   then at batch 32 with contiguous (NCHW) weights, and with one thread (dlib runs on one).
 
 Every configuration is timed ``--repeats`` times, interleaved, and the median is
@@ -27,9 +27,9 @@ import dlib
 import numpy as np
 import torch
 
-from mifgsm_lib.alignment import align_faces
-from mifgsm_lib.dlib_resnet import DLIB_RESNET_FILE, dlib_model_file
-from mifgsm_lib.face_models import embed, load_face_model
+from mifgsm_lib.faces.alignment import align_faces
+from mifgsm_lib.faces.dlib_resnet import DLIB_RESNET_FILE, dlib_model_file
+from mifgsm_lib.faces.models import embed, load_face_model
 
 BATCH_SIZES = (1, 8, 32, 64)
 

@@ -287,6 +287,14 @@ class MultiIVE(_IncrementalEliminationMixin, OneToOneFeatureMixin, TransformerMi
         check_is_fitted(self)
         return self.transform_at_step(X, self.n_steps_fitted_)
 
+    def transform_locked(self, X: np.ndarray) -> np.ndarray:
+        """The templates reduced to the ``n_locked`` locked components (every other one zeroed), back in template
+        space: what no number of steps ever removes, hence Multi-IVE's privacy floor (beyond the paper)."""
+        check_is_fitted(self)
+        Z = self.domain_.transform(validate_data(self, X, reset=False, dtype=np.float64))
+        Z[:, self.n_locked:] = 0.0
+        return self.domain_.inverse_transform(Z)
+
     def transform_at_step(self, X: np.ndarray, k: int) -> np.ndarray:
         """Templates after the first ``k`` steps, back in template space (``k=0``: ``X`` up to round-off)."""
         check_is_fitted(self)

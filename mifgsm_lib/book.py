@@ -184,11 +184,11 @@ def show_run(parameters: Mapping[str, Any]) -> None:
     """Display :func:`run_table` in a notebook, so the rendered book says what produced its numbers.
 
     Where ``$MIFGSM_LEDGER`` names a file, one JSON line of the passes this kernel ran
-    (:data:`mifgsm_lib.face_models.PASSES`) is appended to it.
+    (:data:`mifgsm_lib.faces.models.PASSES`) is appended to it.
     """
     from IPython.display import Markdown, display
 
-    from mifgsm_lib.face_models import PASSES
+    from mifgsm_lib.faces.models import PASSES
 
     ledger = os.environ.get(LEDGER_ENV)
     if ledger:

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from mifgsm_lib import methods
 from mifgsm_lib.config import PROFILES, RunConfig
+from mifgsm_lib.faces.models import FACE_MODELS
 
 
 def _emit(result: dict[str, Any], as_json: bool) -> None:
@@ -29,7 +31,8 @@ def _common(p: argparse.ArgumentParser, dataset: bool = True) -> None:
     if dataset:
         p.add_argument("--dataset", default="lfw", help="dataset name (lfw, utkface, agedb, colorferet, folder)")
     p.add_argument("--data-dir", default=None, help="data folder (default $MIFGSM_DATA or ~/.cache/mifgsm/data)")
-    p.add_argument("--model", default="dlib", help="face model: dlib (embedded default) or iresnet50")
+    p.add_argument("--model", default="dlib", choices=list(FACE_MODELS),
+                   help="face model (dlib: the embedded default; iresnet50 needs its weights)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="default", choices=sorted(PROFILES))
@@ -45,7 +48,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 
 def _eps_list(values: Sequence[str]) -> list[float]:
-    from mifgsm_lib.attacks import check_eps
+    from mifgsm_lib.validation import check_eps_list
 
     eps = []
     for v in values:
@@ -53,9 +56,7 @@ def _eps_list(values: Sequence[str]) -> list[float]:
             eps.append(float(v))
         except ValueError as exc:
             raise ValueError(f"--eps {v!r}: expected a number in [0, 1] on the [0,1] pixel scale") from exc
-    for e in eps:
-        check_eps(e)
-    return eps
+    return check_eps_list(eps, "--eps")
 
 
 def cmd_data(args: argparse.Namespace) -> dict[str, Any]:
@@ -180,9 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", default=None, help=".npz from embed/attack (default: the clean templates)")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("attack", help="perturb images (MI-FGSM, MI-FGSM-MLP, FGSM, random) and write their templates")
+    p = sub.add_parser("attack", help="perturb images with a one-step attack and write their templates")
     _common(p)
-    p.add_argument("--method", default="mi-fgsm", choices=["mi-fgsm", "mi-fgsm-mlp", "fgsm", "random"])
+    p.add_argument("--method", default="mi-fgsm", choices=methods.names("one-step"),
+                   help="a one-step attack of mifgsm_lib.methods")
     p.add_argument("--eps", nargs="+", default=["0.015"], help="ε values on the [0,1] pixel scale")
     p.add_argument("--mode", default="float", choices=["float", "uint8"])
     p.add_argument("--batch-size", type=int, default=64)

@@ -1,10 +1,10 @@
-"""Run configuration shared by the chapters and the CLI: profiles, devices, seeds, paths."""
+"""Run configuration shared by the chapters and the CLI: profiles (every size), ε grids, devices, seeds, paths."""
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,8 +13,18 @@ from typing import Any
 import numpy as np
 import torch
 
-#: Sizes per profile. ``quick`` is what CI runs on every chapter, ``default`` the
-#: README's main job on a CPU, ``paper`` the paper's full sizes (GPU advised).
+from mifgsm_lib.validation import check_eps
+
+#: The iterative protections of the chapter "Beyond one step" (:mod:`mifgsm_lib.methods`).
+_PGD = ("mi-pgd", "mi-pgd-confusion", "mi-pgd-aware")
+#: The synthetic experiments of the chapter "CLUB theory" at full size (the default and paper profiles).
+_CLUB_THEORY_FULL = {"dim": 4, "n_train": 10_000, "n_val": 10_000, "iterations": 5000, "eval_every": 25,
+                     "mc_samples": 1_000_000, "early_seeds": 20, "early_iterations": 60, "pool": 200_000,
+                     "repeats": 1000}
+
+#: Every size of every chapter, per profile: ``quick`` is what CI runs on every chapter, ``default`` the README's
+#: main job on a CPU, ``paper`` the paper's full sizes (GPU advised). One home: the chapters and the library read
+#: them from here (``cfg.sizes``).
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "subset_size": 400,          # gender-balanced subset for the sweeps (paper: 5,000)
@@ -22,10 +32,20 @@ PROFILES: dict[str, dict[str, Any]] = {
         "estimator_checkpoints": (300, 1000, 1500),  # Fig. 2 (paper: 5,000 / 15,000 / 23,700)
         "sensitive_steps": 4,        # Fig. 4 (paper: 50)
         "fine_steps": 4,             # the finer grid below the sensitive range (beyond the paper)
+        "fig2_grids": ("fine",),     # Fig. 2's ε grids (the paper: the default range)
         "cv_folds": 3,
         "tsne_points": 300,
         "verification_folds": (4,),  # the pairs' folds attacked for the EER (LFW's fold 4 holds an image of unknown gender)
         "max_images": {"utkface": 1500},  # a seeded random sample of these datasets
+        "tradeoff_eps": (0.001, 0.002, 0.003, 0.005, 0.01),  # the trade-off frontier's ε
+        "frontier_attacks": ("mi-fgsm",),  # the attacks on the frontier and in the ε-EER sweep (Table 2: MI-FGSM)
+        "club_theory": {"dim": 4, "n_train": 2000, "n_val": 2000, "iterations": 600, "eval_every": 10,
+                        "mc_samples": 100_000, "early_seeds": 6, "early_iterations": 40, "pool": 20_000,
+                        "repeats": 200},
+        "beyond": {"folds": None, "pgd_steps": 3, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
+                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion"),
+                   "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
+                   "attribute_images": None},
     },
     "default": {
         "subset_size": 2000,
@@ -33,10 +53,18 @@ PROFILES: dict[str, dict[str, Any]] = {
         "estimator_checkpoints": (5000, 15000, 23700),
         "sensitive_steps": 10,
         "fine_steps": 5,             # 0.001 ... 0.005: the trade-off grid's low end, shared with it
+        "fig2_grids": ("fine", "default"),
         "cv_folds": 3,
         "tsne_points": 1500,
         "verification_folds": tuple(range(10)),
         "max_images": {},
+        "tradeoff_eps": (0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02),
+        "frontier_attacks": ("mi-fgsm",),
+        "club_theory": _CLUB_THEORY_FULL,
+        "beyond": {"folds": (4, 8), "pgd_steps": 5, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
+                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion"),
+                   "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
+                   "attribute_images": 600},
     },
     "paper": {
         "subset_size": 5000,
@@ -44,12 +72,73 @@ PROFILES: dict[str, dict[str, Any]] = {
         "estimator_checkpoints": (5000, 15000, 23700),
         "sensitive_steps": 50,
         "fine_steps": 50,
+        "fig2_grids": ("fine", "default"),
         "cv_folds": 3,
         "tsne_points": 5000,
         "verification_folds": tuple(range(10)),
         "max_images": {},
+        "tradeoff_eps": (0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02),
+        "frontier_attacks": None,  # every one-step attack of mifgsm_lib.methods
+        "club_theory": _CLUB_THEORY_FULL,
+        "beyond": {"folds": None, "pgd_steps": 10, "one_step_budgets": (1, 2), "pgd_budgets": (1, 2),
+                   "robustness_methods": ("mi-fgsm", *_PGD),
+                   "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 1),
+                                             ("mi-pgd-confusion", 2), ("mi-pgd-aware", 2)),
+                   "attribute_images": None},
     },
 }
+
+#: One grey level of an 8-bit image on the [0, 1] pixel scale.
+GREY_LEVEL = 1.0 / 255.0
+#: The top of the paper's sensitive range (Sec. 6.2.2).
+SENSITIVE_MAX_EPS = 0.03
+#: The top of the finer low-ε grid (beyond the paper): with the dlib model, setting B dips below its clean value
+#: only for ε below about 0.005 (1.3 grey levels), which a sensitive grid of few steps up to 0.03 does not resolve.
+FINE_MAX_EPS = 0.005
+
+
+def grey_eps(grey_levels: float) -> float:
+    """ε on the [0, 1] pixel scale of a budget in grey levels (1 grey level = 1/255)."""
+    if not 0 < float(grey_levels) <= 255:
+        raise ValueError(f"grey_levels={grey_levels!r}: expected a budget in (0, 255] grey levels")
+    return float(grey_levels) * GREY_LEVEL
+
+
+def eps_grid_default() -> list[float]:
+    """The paper's default range: ε = 0.05 to 0.3 in steps of 0.05 (Sec. 6.2.1, Fig. 3)."""
+    return [round(0.05 * k, 10) for k in range(1, 7)]
+
+
+def eps_grid_sensitive(n_steps: int, max_eps: float = SENSITIVE_MAX_EPS) -> list[float]:
+    """The sensitive range of Sec. 6.2.2 (Fig. 4): ``n_steps`` uniform steps up to ``max_eps``, max_eps·k/n."""
+    if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps={n_steps!r}: expected a positive integer (the paper uses 50)")
+    if check_eps(max_eps, "max_eps") == 0.0:
+        raise ValueError(f"max_eps={max_eps!r}: expected a positive perturbation level")
+    return [round(max_eps * k / n_steps, 12) for k in range(1, int(n_steps) + 1)]
+
+
+def eps_grids(sizes: Mapping[str, Any], fine_max_eps: float = FINE_MAX_EPS) -> dict[str, list[float]]:
+    """The ε grids of the sweeps, by name: ``default`` (the paper's default range, Fig. 3), ``sensitive`` (the
+    profile's ``sensitive_steps`` up to 0.03, Fig. 4; the paper uses 50) and, beyond the paper, ``fine`` (the
+    profile's ``fine_steps`` up to ``fine_max_eps``)."""
+    if not 0 < check_eps(fine_max_eps, "fine_max_eps") < SENSITIVE_MAX_EPS:
+        raise ValueError(f"fine_max_eps={fine_max_eps!r}: expected a level in (0, 0.03), below the sensitive range's "
+                         "top")
+    return {
+        "default": eps_grid_default(),
+        "sensitive": eps_grid_sensitive(int(sizes["sensitive_steps"])),
+        "fine": eps_grid_sensitive(int(sizes["fine_steps"]), max_eps=fine_max_eps),
+    }
+
+
+def union_eps(grids: Mapping[str, Sequence[float]]) -> list[float]:
+    """The sorted union of several grids: one sweep (one cache entry per attack and ε) then serves every figure."""
+    values = sorted({round(check_eps(e), 12) for grid in grids.values() for e in grid})
+    if not values:
+        raise ValueError("grids: expected at least one ε")
+    return values
+
 
 MIRROR_ENV = "MIFGSM_MIRROR"
 DATA_ENV = "MIFGSM_DATA"

@@ -1,4 +1,4 @@
-"""The two evaluation settings of the paper (Sec. 5, Table 1), their sweeps, and image quality.
+"""The two evaluation settings of the paper (Sec. 5, Table 1), and one way to measure protected templates.
 
 - **Setting A (attack).** The MLP gender classifier trained on *clean* templates is
   applied, unchanged, to the perturbed templates: its accuracy measures how well the
@@ -9,8 +9,8 @@
   genders still are (50% = no gender information left).
 
 Beyond the paper's two settings: the sweep over ε that shares its folds and runs in one
-parallel pool, the mixing of clean and perturbed templates (Fig. 5), ε* (Sec. 6.2.2),
-PSNR/SSIM, and the PIC trade-off coefficient.
+parallel pool and the mixing of clean and perturbed templates (Fig. 5). :func:`measure` is the one way every study scores a family of
+protected template sets: settings A and B, verification on pairs, and PIC, one row per set.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 from joblib import Parallel, delayed
-from skimage.metrics import structural_similarity
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
@@ -33,7 +33,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from threadpoolctl import ThreadpoolController
 
+from mifgsm_lib import verification
+from mifgsm_lib.data.pairs import Pairs
+from mifgsm_lib.privacy import pic
 from mifgsm_lib.progress import bar
+from mifgsm_lib.validation import check_labels, check_templates
 
 #: Setting B's classifiers, in the paper's order (Sec. 5).
 CLASSIFIERS: tuple[str, ...] = ("logreg", "linear_svm", "rbf_svm")
@@ -96,29 +100,6 @@ def _resolve_classifiers(
     if not resolved or "mean" in resolved:
         raise ValueError("classifiers: expected at least one classifier, none named 'mean'")
     return resolved
-
-
-def _as_templates(templates: Any, name: str = "templates") -> np.ndarray:
-    x = np.asarray(templates, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array (n_samples, dim), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        bad = np.flatnonzero(~np.all(np.isfinite(x), axis=1))
-        raise ValueError(f"{name}: expected finite values, rows {bad[:5].tolist()} contain NaN/inf")
-    return x
-
-
-def _as_labels(y: Any, n_samples: int, multiclass: bool = False) -> np.ndarray:
-    """Labels of two classes (gender), or of at least two with ``multiclass=True`` (e.g. age group, race)."""
-    labels = np.asarray(y)
-    if labels.shape != (n_samples,):
-        raise ValueError(f"y: expected one label per template ({n_samples}), got shape {labels.shape}")
-    classes = np.unique(labels)
-    if multiclass and classes.size < 2:
-        raise ValueError(f"y: expected at least two classes, got {classes.size}: {classes[:5].tolist()}")
-    if not multiclass and classes.size != 2:
-        raise ValueError(f"y: expected two classes (gender), got {classes.size}: {classes[:5].tolist()}")
-    return labels
 
 
 def fold_splits(
@@ -209,7 +190,7 @@ def setting_b(
     ``multiclass=True`` accepts K >= 2 classes (another attribute than gender; chance is 1/K).
     It is :func:`setting_b_sweep` on a single set, so both give the same numbers.
     """
-    return setting_b_sweep({0.0: _as_templates(templates)}, y, groups, folds, grouped, seed, n_jobs, classifiers,
+    return setting_b_sweep({0.0: check_templates(templates)}, y, groups, folds, grouped, seed, n_jobs, classifiers,
                            progress=False, multiclass=multiclass)[0.0]
 
 
@@ -241,12 +222,12 @@ def setting_b_sweep(
     """
     if not templates_by_eps:
         raise ValueError("templates_by_eps: expected at least one (eps -> templates) entry")
-    sets = {key: _as_templates(x, f"templates_by_eps[{key!r}]") for key, x in templates_by_eps.items()}
+    sets = {key: check_templates(x, name=f"templates_by_eps[{key!r}]") for key, x in templates_by_eps.items()}
     shapes = {x.shape for x in sets.values()}
     if len(shapes) != 1:
         raise ValueError(f"templates_by_eps: expected arrays of one shape, got {sorted(shapes)}")
     n = next(iter(sets.values())).shape[0]
-    labels = _as_labels(y, n, multiclass)
+    labels = check_labels(y, n=n, num_classes=None if multiclass else 2)
     splits = fold_splits(labels, groups, folds, grouped, seed)
     estimators = _resolve_classifiers(classifiers, seed)
     jobs = [(key, name, k) for name in estimators for key in sets for k in range(len(splits))]
@@ -267,7 +248,7 @@ def mixed_templates(clean: np.ndarray, perturbed: np.ndarray, fraction: float, s
     random order of the images drawn from ``seed``, so for one seed the clean sets are
     nested as ``fraction`` grows.
     """
-    x_clean, x_pert = _as_templates(clean, "clean"), _as_templates(perturbed, "perturbed")
+    x_clean, x_pert = check_templates(clean, name="clean"), check_templates(perturbed, name="perturbed")
     if x_clean.shape != x_pert.shape:
         raise ValueError(f"clean and perturbed: expected the same shape, got {x_clean.shape} and {x_pert.shape}")
     if not 0.0 <= fraction <= 1.0:
@@ -314,10 +295,8 @@ def setting_a(classifier: Any, templates: np.ndarray, y: np.ndarray) -> float:
     predict = getattr(classifier, "predict", classifier)
     if not callable(predict):
         raise ValueError(f"classifier: expected an object with .predict(z) or a callable, got {type(classifier)}")
-    x = _as_templates(templates)
-    labels = np.asarray(y)
-    if labels.shape != (x.shape[0],) or not np.all(np.isin(labels, (0, 1))):
-        raise ValueError(f"y: expected {x.shape[0]} labels in {{0, 1}}, got shape {labels.shape}")
+    x = check_templates(templates)
+    labels = check_labels(y, n=x.shape[0], num_classes=2, min_classes=1)
     params = list(classifier.parameters()) if isinstance(classifier, torch.nn.Module) else []
     device = params[0].device if params else torch.device("cpu")
     with torch.no_grad():
@@ -328,88 +307,97 @@ def setting_a(classifier: Any, templates: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(pred.reshape(-1) == labels))
 
 
-def closest_to_chance(eps_values: Sequence[float], accuracies: Sequence[float]) -> float:
-    """ε*: the ε whose setting-B accuracy is closest to 50% (Sec. 6.2.2).
+# --------------------------------------------------------------------------------------------------
+# Measuring protected templates
+# --------------------------------------------------------------------------------------------------
 
-    Ties (within 1e-12, so 0.45 and 0.55 tie) go to the smallest ε, the least perturbation.
+
+class SetKey(NamedTuple):
+    """Which protected templates: method, its parameter's name (``eps``, ``step`` or ``none``) and value."""
+
+    method: str
+    parameter: str
+    value: float
+
+
+#: The clean templates (no privacy), to which PIC is relative.
+REFERENCE = SetKey("reference", "none", 0.0)
+
+#: The metric columns of :func:`measure`, by name.
+METRICS = ("setting_a", "setting_b", *(f"B_{c}" for c in CLASSIFIERS), "eer", "tar_at_far", "accuracy", "pic")
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """The images a family of protected template sets is measured on.
+
+    ``indices`` index the dataset; ``labels`` are the protected attribute's (-1: unknown, left out of settings
+    A and B), ``identity`` the people (setting B's groups); ``pairs`` (indexing ``indices``) the verification
+    pairs, or None where the dataset has none.
     """
-    eps = np.asarray(eps_values, dtype=np.float64)
-    acc = np.asarray(accuracies, dtype=np.float64)
-    if eps.ndim != 1 or eps.shape != acc.shape or eps.size == 0:
-        raise ValueError(
-            "eps_values and accuracies: expected two non-empty 1-D lists of one length, "
-            f"got {eps.shape} and {acc.shape}"
-        )
-    if not (np.all(np.isfinite(eps)) and np.all((acc >= 0) & (acc <= 1))):
-        raise ValueError("eps_values and accuracies: expected finite ε and accuracies as fractions in [0, 1]")
-    distance = np.abs(acc - 0.5)
-    candidates = np.flatnonzero(np.isclose(distance, distance.min(), rtol=0.0, atol=1e-12))
-    return float(eps[candidates].min())
+
+    dataset: str
+    indices: np.ndarray
+    labels: np.ndarray
+    identity: np.ndarray
+    pairs: Pairs | None = None
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return self.labels >= 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
-def privacy_gain(acc_clean: float, acc_protected: float) -> float:
-    """PG = (acc_clean - acc_protected) / (acc_clean - 0.5): the share of the gap to chance removed."""
-    if not 0.5 < acc_clean <= 1 or not 0 <= acc_protected <= 1:
-        raise ValueError(
-            f"acc_clean={acc_clean}, acc_protected={acc_protected}: "
-            "expected acc_clean in (0.5, 1] and acc_protected in [0, 1]"
-        )
-    return (acc_clean - acc_protected) / (acc_clean - 0.5)
+def measure(
+    sets: Mapping[SetKey, np.ndarray],
+    target: EvaluationSet,
+    folds: int = 3,
+    grouped: bool = True,
+    seed: int = 0,
+    n_jobs: int | None = -1,
+    classifier: Any = None,
+    multiclass: bool = False,
+) -> pd.DataFrame:
+    """Every protected set of ``target``'s images, measured: one row per set, the columns of its key, ``dims`` and
+    :data:`METRICS`.
 
-
-def relative_eer_loss(eer_clean: float, eer_protected: float) -> float:
-    """IL = (EER_protected - EER_clean) / EER_clean: the relative increase of the EER."""
-    if not 0 < eer_clean <= 1 or not 0 <= eer_protected <= 1:
-        raise ValueError(
-            f"eer_clean={eer_clean}, eer_protected={eer_protected}: "
-            "expected eer_clean in (0, 1] and eer_protected in [0, 1]"
-        )
-    return (eer_protected - eer_clean) / eer_clean
-
-
-def pic(acc_clean: float, acc_protected: float, eer_clean: float, eer_protected: float) -> float:
-    """PIC = privacy gain - relative EER loss (higher is a better trade-off).
-
-    The privacy-gain / identity-loss coefficient of Terhörst et al.'s soft-biometric
-    privacy work, as used by Rezgui et al.'s later work. Caveat: we define the gain on
-    setting-B balanced accuracy normalised by the clean gap to chance
-    (:func:`privacy_gain`) and the loss as the relative EER increase
-    (:func:`relative_eer_loss`); the original papers define the gain on attribute
-    misclassification rates and the loss on a verification error at a fixed operating
-    point, so our values are comparable with each other, not with published PICs.
+    - setting A (:func:`setting_a`) with ``classifier`` (the MLP trained on clean templates), on the labelled rows;
+    - setting B (:func:`setting_b_sweep`, one sweep per template dimension since IVE's sets shrink) on the
+      labelled rows, folds grouped by identity unless ``grouped=False``;
+    - with ``target.pairs``: verification (:func:`mifgsm_lib.verification.verify`): EER, TAR at FAR = 0.1 % and the
+      10-fold accuracy, and PIC relative to :data:`REFERENCE` where it is among the sets (NaN where it is
+      undefined: clean templates that verify every pair, EER 0, or leak nothing).
     """
-    return privacy_gain(acc_clean, acc_protected) - relative_eer_loss(eer_clean, eer_protected)
-
-
-def _as_image_pair(clean: Any, perturbed: Any, data_range: float) -> tuple[np.ndarray, np.ndarray]:
-    """Two float image batches (N, 3, H, W) of one shape with values in [0, data_range]."""
-    a, b = np.asarray(clean, dtype=np.float64), np.asarray(perturbed, dtype=np.float64)
-    for name, im in (("clean", a), ("perturbed", b)):
-        if im.ndim != 4 or im.shape[1] != 3:
-            raise ValueError(f"{name}: expected images of shape (N, 3, H, W), got {im.shape}")
-        if not np.all(np.isfinite(im)) or im.min() < 0 or im.max() > data_range:
-            raise ValueError(f"{name}: expected finite values in [0, {data_range}]")
-    if a.shape != b.shape:
-        raise ValueError(f"clean and perturbed: expected the same shape, got {a.shape} and {b.shape}")
-    return a, b
-
-
-def psnr(clean: np.ndarray, perturbed: np.ndarray, data_range: float = 1.0) -> np.ndarray:
-    """PSNR per image, 10 log10(data_range^2 / MSE) dB (inf where identical); images (N, 3, H, W)."""
-    a, b = _as_image_pair(clean, perturbed, data_range)
-    mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(data_range**2 / mse)
-
-
-def ssim(clean: np.ndarray, perturbed: np.ndarray, data_range: float = 1.0, progress: bool = True) -> np.ndarray:
-    """SSIM per image (skimage ``structural_similarity``, channels averaged); images (N, 3, H, W)."""
-    a, b = _as_image_pair(clean, perturbed, data_range)
-    if min(a.shape[2:]) < 7:
-        raise ValueError(f"clean: expected images of at least 7x7 (the SSIM window), got {a.shape[2:]}")
-    return np.array(
-        [
-            structural_similarity(a[i], b[i], channel_axis=0, data_range=data_range)
-            for i in bar(range(a.shape[0]), desc="SSIM", disable=not progress)
-        ]
-    )
+    mask = target.labelled
+    by_dim: dict[int, dict[SetKey, np.ndarray]] = {}
+    for key, z in sets.items():
+        if np.ndim(z) != 2 or len(z) != len(target):
+            raise ValueError(f"sets[{key}]: expected one template per image of the evaluation set "
+                             f"({len(target)}, dim), got shape {np.shape(z)}")
+        by_dim.setdefault(z.shape[1], {})[key] = z[mask]
+    privacy: dict[SetKey, SettingBResult] = {}
+    for group in by_dim.values():
+        privacy.update(setting_b_sweep(group, target.labels[mask], target.identity[mask], folds=folds, grouped=grouped,
+                                       seed=seed, n_jobs=n_jobs, progress=False, multiclass=multiclass))
+    p = target.pairs
+    utility = {key: verification.verify(z, p.left, p.right, p.same, p.fold) for key, z in sets.items()} if p else {}
+    rows = []
+    for key, z in sets.items():
+        b = privacy[key]
+        row: dict[str, Any] = {**key._asdict(), "dims": z.shape[1]}
+        if classifier is not None:
+            row["setting_a"] = setting_a(classifier, z[mask], target.labels[mask])
+        row["setting_b"] = b.mean
+        row.update({f"B_{c}": score for c, score in b.balanced_accuracy.items() if c != "mean"})
+        if key in utility:
+            v = utility[key]
+            row.update({"eer": v.eer, "tar_at_far": v.tar_at_far, "accuracy": v.accuracy_mean})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if utility and REFERENCE in sets:
+        ref_b, ref_eer = privacy[REFERENCE].mean, utility[REFERENCE].eer
+        frame["pic"] = [pic(ref_b, b, ref_eer, eer) if ref_eer > 0 and ref_b > 0.5 else np.nan
+                        for b, eer in zip(frame["setting_b"], frame["eer"])]
+    return frame

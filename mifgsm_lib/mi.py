@@ -13,47 +13,29 @@ frequencies pi_k of the batch: 1/N sum_j log q(y_j | z_i) = sum_k pi_k log q(k |
 So the estimate is computed from the N x K log-probabilities, never from an
 N x N (x d) tensor.
 
-The module also holds the synthetic problem of the chapter "CLUB theory": a
-binary label with Gaussian class-conditional features, whose true mutual
-information and true CLUB value (Eq. 5) are known.
+The estimate is linear in q's logits, so its gradient with respect to a template has a closed form
+(:func:`vclub_template_gradient_closed_form`); for two classes it is a label-dependent weight times the
+gradient of q's logit margin (:func:`margin_weights`), which the chapter "Beyond one step" checks against
+automatic differentiation (:func:`gradient_check`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import integrate
 from torch import nn
 
-from mifgsm_lib.classifiers import ArrayLike, TemplateNetwork, as_templates, check_labels, seeded_init
+from mifgsm_lib.nets import ArrayLike, TemplateNetwork, as_templates, label_tensor, seeded_init
 from mifgsm_lib.progress import bar
-
-__all__ = [
-    "VCLUB",
-    "check_labels",
-    "label_frequencies",
-    "vclub_terms",
-    "vclub_from_log_probs",
-    "vclub_template_gradient_closed_form",
-    "StratifiedBatchSampler",
-    "VCLUBTrainingResult",
-    "train_vclub",
-    "vclub_batch_estimates",
-    "save_estimator",
-    "load_estimator",
-    "GaussianBinaryTask",
-    "MonteCarloEstimate",
-    "true_mi_gaussian_mixture",
-    "club_true_p",
-]
-
+from mifgsm_lib.validation import check_positive_int
 
 def label_frequencies(y: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """pi_k = #{j : y_j = k} / N, the batch's label frequencies (the p(y) of Eq. 7)."""
@@ -81,9 +63,7 @@ def vclub_from_log_probs(
     """
     if log_probs.ndim != 2:
         raise ValueError(f"log_probs: expected shape (N, K), got {tuple(log_probs.shape)}")
-    labels = check_labels(y, log_probs.shape[1]).to(log_probs.device)
-    if len(labels) != len(log_probs):
-        raise ValueError(f"y: expected {len(log_probs)} labels (one per row of log_probs), got {len(labels)}")
+    labels = label_tensor(y, log_probs.shape[1], n=len(log_probs), device=log_probs.device)
     prior = label_frequencies(labels, log_probs.shape[1], log_probs.dtype) if label_prior is None else label_prior
     return vclub_terms(log_probs, labels, prior).mean()
 
@@ -111,11 +91,8 @@ class VCLUB(TemplateNetwork):
         return F.log_softmax(self.logits(z), dim=1)
 
     def labels_for(self, z: torch.Tensor, y: ArrayLike, min_classes: int) -> torch.Tensor:
-        """Validated labels of the templates ``z`` (see :func:`check_labels`), on ``z``'s device."""
-        labels = check_labels(y, self.num_classes, min_classes=min_classes).to(z.device)
-        if len(labels) != len(z):
-            raise ValueError(f"y: expected {len(z)} labels (one per template), got {len(labels)}")
-        return labels
+        """Validated labels of the templates ``z`` (:func:`mifgsm_lib.validation.check_labels`), on ``z``'s device."""
+        return label_tensor(y, self.num_classes, n=len(z), min_classes=min_classes, device=z.device)
 
     def loglikeli(self, z: torch.Tensor, y: ArrayLike) -> torch.Tensor:
         """The mean log-likelihood 1/N sum_i log q_theta(y_i | z_i)."""
@@ -129,7 +106,7 @@ class VCLUB(TemplateNetwork):
     def forward(self, z: torch.Tensor, y: ArrayLike) -> torch.Tensor:
         """The vCLUB estimate of Eq. 7 on the batch (in nats); differentiable in ``z``.
 
-        The batch must hold at least two classes (see :func:`check_labels`).
+        The batch must hold at least two classes (:func:`mifgsm_lib.validation.check_labels`).
         """
         labels = self.labels_for(z, y, min_classes=2)
         return vclub_from_log_probs(self.log_probs(z), labels)
@@ -156,6 +133,21 @@ def vclub_template_gradient_closed_form(estimator: VCLUB, z: torch.Tensor, y: Ar
         return ((coefficients @ fc2.weight) * active) @ fc1.weight
 
 
+def stratified_batches(y: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Indices split into ceil(N / batch_size) batches, each holding every class in its overall proportion.
+
+    Each class is shuffled with a seeded permutation and dealt evenly over the batches, so a batch has
+    about ``batch_size`` images (a class smaller than the number of batches leaves some batches without it).
+    """
+    check_positive_int(batch_size, "batch_size")
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    n_batches = max(1, math.ceil(len(y) / batch_size))
+    per_class = [np.array_split(rng.permutation(np.flatnonzero(y == c)), n_batches) for c in np.unique(y)]
+    batches = [np.sort(np.concatenate([chunks[b] for chunks in per_class])) for b in range(n_batches)]
+    return [b for b in batches if len(b)]
+
+
 class StratifiedBatchSampler:
     """Seeded random batches of a fixed size in which every class appears.
 
@@ -165,7 +157,7 @@ class StratifiedBatchSampler:
     """
 
     def __init__(self, y: ArrayLike, batch_size: int, seed: int) -> None:
-        labels = torch.as_tensor(y).cpu().numpy()
+        labels = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
         classes, counts = np.unique(labels, return_counts=True)
         if not len(classes) <= batch_size <= len(labels):
             raise ValueError(
@@ -209,11 +201,18 @@ class VCLUBTrainingResult:
     device: str
 
 
+def _nll(estimator: VCLUB, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """:meth:`VCLUB.learning_loss` on templates and labels validated once before a training loop (the checks of
+    every call would cost more than the step itself)."""
+    log_probs = F.log_softmax(estimator.fc2(F.relu(estimator.fc1(z))), dim=1)
+    return -log_probs.gather(1, y[:, None]).mean()
+
+
 def _evaluate(estimator: VCLUB, z_train, y_train, z_val, y_val) -> tuple[float, float, float]:
     with torch.no_grad():
         val_log_probs = estimator.log_probs(z_val)
         return (
-            estimator.learning_loss(z_train, y_train).item(),
+            _nll(estimator, z_train, y_train).item(),
             val_log_probs.gather(1, y_val[:, None]).mean().item(),
             vclub_from_log_probs(val_log_probs, y_val).item(),
         )
@@ -253,8 +252,8 @@ def train_vclub(
         raise ValueError(f"checkpoints={saved_at}: expected iterations between 1 and iterations={iterations}")
     device = torch.device(device)
     zt, zv = as_templates(z_train).to(device), as_templates(z_val).to(device)
-    yt = check_labels(y_train, num_classes, name="y_train").to(device)
-    yv = check_labels(y_val, num_classes, name="y_val").to(device)
+    yt = label_tensor(y_train, num_classes, name="y_train", device=device)
+    yv = label_tensor(y_val, num_classes, name="y_val", device=device)
     estimator = seeded_init(VCLUB, seed, dim=zt.shape[-1], num_classes=num_classes, hidden=hidden).to(device)
     for name, z, y in (("z_train", zt, yt), ("z_val", zv, yv)):
         estimator.check_templates(z, name=name)
@@ -267,7 +266,7 @@ def train_vclub(
     start = time.perf_counter()
     for iteration in bar(range(1, iterations + 1), desc="vCLUB iterations", disable=not progress):
         batch = torch.from_numpy(sampler()).to(device)
-        loss = estimator.learning_loss(zt[batch], yt[batch])
+        loss = _nll(estimator, zt[batch], yt[batch])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -285,7 +284,7 @@ def vclub_batch_estimates(
 ) -> np.ndarray:
     """Eq. 7 on ``repeats`` stratified random batches of ``batch_size`` (its sampling spread)."""
     device = next(estimator.parameters()).device
-    labels = check_labels(y, estimator.num_classes).cpu()
+    labels = label_tensor(y, estimator.num_classes)
     sampler = StratifiedBatchSampler(labels, batch_size, seed)
     with torch.no_grad():
         log_probs = estimator.log_probs(as_templates(z).to(device)).cpu()
@@ -293,90 +292,85 @@ def vclub_batch_estimates(
                          (torch.from_numpy(sampler()) for _ in range(repeats))])
 
 
-def save_estimator(path: str | Path, estimator: VCLUB) -> Path:
-    """Write the estimator as a ``weights_only`` checkpoint (weights, d, K and hidden size)."""
-    return estimator.save(path)
+# --- The gradient of Eq. 7 with respect to the templates ---------------------------------------------
 
 
-def load_estimator(path: str | Path, expected_dim: int | None = None) -> VCLUB:
-    """Load an estimator saved by :func:`save_estimator`; a clear error if its d is not ``expected_dim``."""
-    return VCLUB.load(path, expected_dim)
+def autograd_template_gradient(estimator: VCLUB, z: torch.Tensor, y: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """dÎ/dz_i of Eq. 7 by automatic differentiation, shape ``(N, d)``."""
+    z = z.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(estimator(z, y), z)
+    return grad
 
 
-# --- A synthetic problem where the mutual information is known -------------------------------------------
+def logit_margin_gradient(estimator: VCLUB, z: torch.Tensor) -> torch.Tensor:
+    """The gradient of q's logit margin s_1(z_i) - s_0(z_i) for each template (two classes), shape ``(N, d)``."""
+    if estimator.num_classes != 2:
+        raise ValueError(f"estimator: the logit margin needs two classes, got num_classes={estimator.num_classes}")
+    z = z.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = estimator.logits(z)
+        (grad,) = torch.autograd.grad((logits[:, 1] - logits[:, 0]).sum(), z)
+    return grad
 
 
-@dataclass(frozen=True)
-class GaussianBinaryTask:
-    """y ~ Bernoulli(prior); x | y ~ N((y - 1/2) * separation * u, I_dim) with u = (1, ..., 1) / sqrt(dim).
+def margin_weights(y: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The per-sample weight w_i = (2 y_i - 1) π_{1 - y_i} / N with which dÎ/dz_i = w_i ∇(s_1 - s_0)(z_i), K = 2.
 
-    The class means are ``separation`` standard deviations apart. The posterior
-    p(y | x) depends on x only through t = u.x, which is N(+-separation/2, 1)
-    given y, so the true mutual information is a one-dimensional integral.
+    It depends on the sample's label and on the batch's label frequencies π, never on z: the sign of the
+    MI-FGSM step is the sign of ±∇(margin), an FGSM step on q.
     """
-
-    dim: int = 4
-    separation: float = 2.0
-    prior: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.dim < 1:
-            raise ValueError(f"dim={self.dim!r}: expected a positive dimension")
-        if not 0.0 < self.prior < 1.0:
-            raise ValueError(f"prior={self.prior!r}: expected p(y = 1) strictly between 0 and 1")
-
-    @property
-    def label_prior(self) -> torch.Tensor:
-        """p(y) as a ``(2,)`` tensor."""
-        return torch.tensor([1.0 - self.prior, self.prior], dtype=torch.float64)
-
-    def log_odds(self, t: float | torch.Tensor) -> float | torch.Tensor:
-        """log p(y = 1 | t) / p(y = 0 | t) = log(prior / (1 - prior)) + separation * t."""
-        return math.log(self.prior / (1.0 - self.prior)) + self.separation * t
-
-    def sample(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` draws (x as float32 ``(n, dim)``, y as int64 ``(n,)``) from ``seed``."""
-        generator = torch.Generator().manual_seed(seed)
-        y = (torch.rand(n, generator=generator, dtype=torch.float64) < self.prior).long()
-        shift = (y.double() - 0.5) * self.separation / math.sqrt(self.dim)
-        x = torch.randn(n, self.dim, generator=generator, dtype=torch.float64) + shift[:, None]
-        return x.float(), y
-
-    def log_posterior(self, x: torch.Tensor) -> torch.Tensor:
-        """The true log p(k | x), shape ``(n, 2)`` in float64."""
-        a = self.log_odds(x.double().sum(1) / math.sqrt(self.dim))
-        return torch.stack([-F.softplus(a), -F.softplus(-a)], dim=1)
+    labels = label_tensor(y, 2)
+    pi = label_frequencies(labels, 2, torch.float64)
+    return (2 * labels - 1).double() * pi[1 - labels] / len(labels)
 
 
-@dataclass(frozen=True)
-class MonteCarloEstimate:
-    """A sample mean and its standard error."""
+def gradient_check(estimator: VCLUB, z: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> dict[str, Any]:
+    """The closed form of dÎ/dz against autograd on the templates ``z`` (in float64), and for two classes the
+    weighted margin gradient too.
 
-    value: float
-    stderr: float
-
-
-def true_mi_gaussian_mixture(task: GaussianBinaryTask) -> float:
-    """I(X; Y) = sum_y p(y) int p(t | y) log(p(y | t) / p(y)) dt in nats, by adaptive quadrature."""
-
-    def integrand(t: float, label: int) -> float:
-        mean = (label - 0.5) * task.separation
-        density = math.exp(-0.5 * (t - mean) ** 2) / math.sqrt(2 * math.pi)
-        a = task.log_odds(t)
-        log_posterior = -np.logaddexp(0.0, -a) if label else -np.logaddexp(0.0, a)
-        return density * log_posterior
-
-    p1 = task.prior
-    conditional_entropy = -sum(
-        p * integrate.quad(integrand, -np.inf, np.inf, args=(label,), epsabs=1e-12, epsrel=1e-10)[0]
-        for label, p in ((0, 1 - p1), (1, p1))
-    )
-    entropy = -(p1 * math.log(p1) + (1 - p1) * math.log(1 - p1))
-    return entropy - conditional_entropy
+    Returns the classes K, the number of templates, the largest autograd component and the largest absolute
+    difference of each form from autograd.
+    """
+    q = copy.deepcopy(estimator).double().eval()
+    z64 = as_templates(z).double()
+    auto = autograd_template_gradient(q, z64, y)
+    closed = vclub_template_gradient_closed_form(q, z64, y)
+    row = {"classes": q.num_classes, "templates": len(z64), "max_gradient": float(auto.abs().max()),
+           "closed_form_error": float((closed - auto).abs().max())}
+    if q.num_classes == 2:
+        weighted = margin_weights(y)[:, None] * logit_margin_gradient(q, z64)
+        row["margin_form_error"] = float((weighted - auto).abs().max())
+    return row
 
 
-def club_true_p(task: GaussianBinaryTask, n: int, seed: int) -> MonteCarloEstimate:
-    """Eq. 5 with the true p(y | x) and p(y): the Monte Carlo mean of the bracket over ``n`` draws."""
-    x, y = task.sample(n, seed)
-    terms = vclub_terms(task.log_posterior(x), y, task.label_prior)
-    return MonteCarloEstimate(terms.mean().item(), terms.std().item() / math.sqrt(n))
+def sign_change(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """The fraction of entries whose sign differs between two arrays of one shape (0 counts as a sign)."""
+    sa, sb = np.sign(np.asarray(a)), np.sign(np.asarray(b))
+    if sa.shape != sb.shape:
+        raise ValueError(f"a and b: expected one shape, got {sa.shape} and {sb.shape}")
+    return float(np.mean(sa != sb))
+
+
+def template_sign_change(
+    estimator: VCLUB, z: np.ndarray | torch.Tensor, y: np.ndarray, batch_size: int, seed: int
+) -> float:
+    """The fraction of template-gradient signs that change between stratified batches of ``batch_size`` and
+    the whole set as one batch (closed form of Eq. 7's gradient; 0 for two classes, see :func:`margin_weights`).
+    """
+    z_t = as_templates(z)
+    labels = np.asarray(y)
+    whole = vclub_template_gradient_closed_form(estimator, z_t, labels).numpy()
+    batched = np.empty_like(whole)
+    for b in stratified_batches(labels, batch_size, seed):
+        batched[b] = vclub_template_gradient_closed_form(estimator, z_t[b], labels[b]).numpy()
+    return sign_change(whole, batched)
+
+
+def logit_margins(estimator: VCLUB, z: np.ndarray) -> np.ndarray:
+    """q's logit margin s_1(z) - s_0(z) of each template (two classes; > 0 where q leans to class 1)."""
+    if estimator.num_classes != 2:
+        raise ValueError(f"estimator: the logit margin needs two classes, got num_classes={estimator.num_classes}")
+    with torch.no_grad():
+        logits = estimator.logits(as_templates(z))
+    return (logits[:, 1] - logits[:, 0]).numpy()

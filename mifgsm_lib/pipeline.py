@@ -1,10 +1,18 @@
-"""The cached steps that chapters and the CLI share.
+"""The cached steps that chapters and the CLI share, from a dataset to measured protected templates.
 
-Each step is a pure function of a :class:`~mifgsm_lib.config.RunConfig` (and its own arguments) whose
-result is stored in the :class:`~mifgsm_lib.cache.ArtifactCache` under a key of everything that
-determines it: dataset (name, folder, image list), face model and its preprocessing, seed, sizes and the
-step's code version (``*_VERSION`` below; bump it when a step's code changes its result). Any chapter can
-therefore run alone: it computes what is missing and reuses the rest.
+Each step is a pure function of a :class:`~mifgsm_lib.config.RunConfig` (and its own arguments) whose result is
+stored in the :class:`~mifgsm_lib.cache.ArtifactCache` under a key of everything that determines it
+(:func:`step_key`): dataset (name, image list), face model and its preprocessing, seed, the sizes the step reads,
+the protected attribute and the step's code version (``*_VERSION`` below; bump it when a step's code changes
+its result). Any chapter can therefore run alone: it computes what is missing and reuses the rest.
+
+The steps, in the order of the pipeline: :func:`dataset` → :func:`chips` → :func:`templates` → the estimators
+(:func:`mlp`, :func:`vclub`) → the attacked set (:func:`attack_set`) → :func:`directions` →
+:func:`perturbed_templates` (one-step attacks over ε), :func:`protected_templates` (any method in several
+views) and :func:`baseline_templates` (IVE, Multi-IVE) → the images they are measured on (:func:`evaluation_set`).
+Every step takes the protected ``attribute`` (gender by default; age group and race on UTKFace).
+
+This module is longer than the others because it is the one place that knows how results are keyed and cached.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,28 +28,37 @@ from typing import Any
 import numpy as np
 import torch
 
-from mifgsm_lib import attacks, classifiers, data, face_models, mi
-from mifgsm_lib.alignment import align_faces, preprocessing
+from mifgsm_lib import attacks, classifiers, data, faces, methods, mi, protect, robustness
 from mifgsm_lib.cache import ArtifactCache, atomic_write, load_npz, save_npz
 from mifgsm_lib.config import RunConfig, torch_threads
+from mifgsm_lib.evaluation import EvaluationSet
 from mifgsm_lib.progress import bar
 
 CHIPS_VERSION = 1
 TEMPLATES_VERSION = 1
 MLP_VERSION = 1
-VCLUB_VERSION = 1
-DIRECTIONS_VERSION = 2
-PERTURBED_VERSION = 2
+VCLUB_VERSION = 2
+DIRECTIONS_VERSION = 3
+PERTURBED_VERSION = 3
+PROTECTED_VERSION = 1
+BASELINES_VERSION = 1
 
 #: Images per vCLUB training batch (Sec. 5).
 VCLUB_BATCH = 256
 
-#: The attacks of the paper (Sec. 3), by the names the book and the CLI use.
-ATTACKS = ("mi-fgsm", "mi-fgsm-mlp", "fgsm", "random")
+#: Images per block of an attacked set. Directions and perturbed templates are computed and cached block by
+#: block, so a request for some images computes only the blocks that hold them, and every request gives the
+#: same numbers whatever was asked before. The last block takes the remainder (between 1 and 2 blocks' worth).
+BLOCK = 256
 
 
 def cache(cfg: RunConfig) -> ArtifactCache:
     return ArtifactCache(cfg.artifacts_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data, chips, templates
+# --------------------------------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=8)
@@ -75,17 +93,23 @@ def dataset_key(ds: data.FaceDataset) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=4)
-def _face_model(name: str, weights: str | None, device: str) -> face_models.FaceModel:
-    return face_models.load_face_model(name, weights=weights, device=torch.device(device)).eval()
+def _face_model(name: str, weights: str | None, device: str) -> faces.FaceModel:
+    return faces.load_face_model(name, weights=weights, device=torch.device(device)).eval()
 
 
-def face_model(cfg: RunConfig, weights: str | None = None) -> face_models.FaceModel:
+def face_model(cfg: RunConfig, weights: str | None = None) -> faces.FaceModel:
     """The configured face-recognition network on the configured device."""
     return _face_model(cfg.model, weights, str(cfg.torch_device))
 
 
 def model_key(cfg: RunConfig) -> dict[str, Any]:
-    return {"model": cfg.model, "preprocessing": preprocessing(cfg.model)}
+    return {"model": cfg.model, "preprocessing": faces.preprocessing(cfg.model)}
+
+
+def step_key(cfg: RunConfig, name: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The cache key of a step on dataset ``name``: the dataset's content, the face model, the seed, and ``extra``
+    (the step's own parameters)."""
+    return {**dataset_key(dataset(cfg, name)), **model_key(cfg), "seed": cfg.seed, **extra}
 
 
 #: The chips last read in this process, by cache file: every attack step needs them, and reading a dataset's
@@ -96,13 +120,14 @@ _CHIPS: dict[Path, dict[str, np.ndarray]] = {}
 def chips(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
     """Aligned uint8 face chips of every image (``chips``) and which used the fallback box (``fallback``)."""
     ds = dataset(cfg, name)
-    params = {**dataset_key(ds), "alignment": preprocessing(cfg.model)}
+    params = {**dataset_key(ds), "alignment": faces.preprocessing(cfg.model)}
     path = cache(cfg).path("chips", CHIPS_VERSION, params, ".npz")
     if path in _CHIPS and path.exists():
         return _CHIPS[path]
 
     def compute() -> dict[str, np.ndarray]:
-        result = align_faces(ds.abs_paths(), model_name=cfg.model, workers=min(os.cpu_count() or 1, 8))
+        result = faces.align_faces(ds.abs_paths(), faces.preprocessing(cfg.model),
+                                   workers=min(os.cpu_count() or 1, 8))
         return {"chips": result.chips, "fallback": result.fallback}
 
     arrays = cache(cfg).arrays("chips", CHIPS_VERSION, params, compute)
@@ -119,7 +144,7 @@ def templates(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
 
     def compute() -> dict[str, np.ndarray]:
         aligned = chips(cfg, name)
-        z = face_models.embed(face_model(cfg), aligned["chips"], device=cfg.torch_device)
+        z = faces.embed(face_model(cfg), aligned["chips"], device=cfg.torch_device)
         return {
             "templates": z,
             "gender": ds.gender,
@@ -132,30 +157,30 @@ def templates(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
     return cache(cfg).arrays("templates", TEMPLATES_VERSION, params, compute)
 
 
+def labels(cfg: RunConfig, attribute: str = "gender", name: str | None = None) -> np.ndarray:
+    """The protected attribute's class labels of every image of the dataset (-1: unknown)."""
+    return data.attribute_labels(dataset(cfg, name), attribute)
+
+
+def labelled(cfg: RunConfig, name: str | None = None, attribute: str = "gender") -> np.ndarray:
+    """Indices of the images whose ``attribute`` is known (LFW keeps a few of unknown gender, see ``data info``)."""
+    return np.flatnonzero(labels(cfg, attribute, name) >= 0)
+
+
 def subset(cfg: RunConfig, name: str | None = None) -> np.ndarray:
     """Indices of the gender-balanced subset used by the sweeps (paper: 5,000 images; size from the profile)."""
-    ds = dataset(cfg, name)
-    indices, _message = data.balanced_subset(ds.gender, cfg.sizes["subset_size"], seed=cfg.seed)
+    indices, _message = data.balanced_subset(dataset(cfg, name).gender, cfg.sizes["subset_size"], seed=cfg.seed)
     return np.sort(indices)
 
 
-def labelled(cfg: RunConfig, name: str | None = None) -> np.ndarray:
-    """Indices of the images with a known gender (LFW keeps a few unknown ones, reported by ``data info``)."""
-    return np.flatnonzero(dataset(cfg, name).gender >= 0)
-
-
-def estimator_split(cfg: RunConfig, name: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded stratified 80/20 split of the labelled images, to train and hold out the estimators."""
-    from sklearn.model_selection import train_test_split
-
-    idx = labelled(cfg, name)
-    return train_test_split(idx, test_size=0.2, stratify=dataset(cfg, name).gender[idx], random_state=cfg.seed)
+# --------------------------------------------------------------------------------------------------
+# Estimators: the MLP of Sec. 3.1 and vCLUB (Sec. 4.1)
+# --------------------------------------------------------------------------------------------------
 
 
 def mlp(cfg: RunConfig, name: str | None = None) -> tuple[classifiers.MLPGenderClassifier, dict[str, float]]:
     """The MLP gender classifier of Sec. 3.1 trained on clean templates (setting A, FGSM, MI-FGSM-MLP)."""
     clean = templates(cfg, name)
-    params = {**dataset_key(dataset(cfg, name)), **model_key(cfg), "seed": cfg.seed}
 
     def compute() -> dict[str, Any]:
         idx = labelled(cfg, name)
@@ -167,7 +192,7 @@ def mlp(cfg: RunConfig, name: str | None = None) -> tuple[classifiers.MLPGenderC
             "val_accuracy": torch.tensor(result.val_accuracy),
         }
 
-    state = cache(cfg).state_dict("mlp", MLP_VERSION, params, compute)
+    state = cache(cfg).state_dict("mlp", MLP_VERSION, step_key(cfg, name), compute)
     model = classifiers.MLPGenderClassifier.from_checkpoint_state(
         {k[6:]: v for k, v in state.items() if k.startswith("model.")}, expected_dim=clean["templates"].shape[1])
     model.eval()
@@ -187,35 +212,44 @@ def estimator_features(cfg: RunConfig, features: str, name: str | None = None) -
     raise ValueError(f"features={features!r}: expected 'face' (f(x), MI-FGSM) or 'mlp' (f_MLP(x), MI-FGSM-MLP)")
 
 
-def vclub(
-    cfg: RunConfig, features: str = "face", iteration: int | None = None, name: str | None = None
-) -> tuple[mi.VCLUB, dict[str, np.ndarray]]:
-    """A vCLUB estimator (Sec. 4.1) trained on clean features, at a checkpoint iteration, with its learning curve.
+def vclub_split(cfg: RunConfig, name: str | None = None, attribute: str = "gender") -> tuple[np.ndarray, np.ndarray]:
+    """The seeded 80/20 split of the images whose ``attribute`` is known, stratified by it, on which the vCLUB
+    estimators are trained and held out."""
+    from sklearn.model_selection import train_test_split
 
-    Batches hold :data:`VCLUB_BATCH` images, or all the training images where there are fewer (a small
-    dataset of the user's: the estimate of Eq. 7 is then over the whole training split).
+    idx = labelled(cfg, name, attribute)
+    return train_test_split(idx, test_size=0.2, stratify=labels(cfg, attribute, name)[idx], random_state=cfg.seed)
+
+
+def vclub_checkpoints(cfg: RunConfig) -> tuple[int, ...]:
+    """The iterations at which vCLUB estimators are saved: the profile's checkpoints (Fig. 2) and its total."""
+    return tuple(sorted({*cfg.sizes["estimator_checkpoints"], int(cfg.sizes["estimator_iterations"])}))
+
+
+def vclub(
+    cfg: RunConfig, features: str = "face", iteration: int | None = None, name: str | None = None,
+    attribute: str = "gender",
+) -> tuple[mi.VCLUB, dict[str, np.ndarray]]:
+    """A K-class vCLUB estimator (Sec. 4.1) of ``attribute`` trained on clean features, at a checkpoint
+    iteration, with its learning curve.
+
+    It is trained on a seeded 80/20 split of the labelled images, stratified by the attribute, for the profile's
+    ``estimator_iterations`` (Adam, stratified batches of :data:`VCLUB_BATCH` images, or all the training images
+    where there are fewer: a small dataset of the user's makes Eq. 7 an estimate over the whole split).
     """
     z = estimator_features(cfg, features, name)
-    y = templates(cfg, name)["gender"]
-    total = int(cfg.sizes["estimator_iterations"])
-    checkpoints = tuple(sorted({*cfg.sizes["estimator_checkpoints"], total}))
-    iteration = total if iteration is None else int(iteration)
+    y = labels(cfg, attribute, name)
+    checkpoints = vclub_checkpoints(cfg)
+    iteration = int(cfg.sizes["estimator_iterations"]) if iteration is None else int(iteration)
     if iteration not in checkpoints:
         raise ValueError(f"iteration={iteration}: expected one of the saved checkpoints {checkpoints}")
-    params = {
-        **dataset_key(dataset(cfg, name)),
-        **model_key(cfg),
-        "features": features,
-        "seed": cfg.seed,
-        "checkpoints": checkpoints,
-    }
 
     def compute() -> dict[str, Any]:
-        train, held = estimator_split(cfg, name)
+        train, held = vclub_split(cfg, name, attribute)
         with torch_threads(1):
             result = mi.train_vclub(
                 z[train], y[train], z[held], y[held], iterations=max(checkpoints), seed=cfg.seed,
-                checkpoints=checkpoints, device=cfg.torch_device, progress=False,
+                checkpoints=checkpoints, device=cfg.torch_device, progress=False, num_classes=len(data.ATTRIBUTES[attribute]),
                 batch_size=min(VCLUB_BATCH, len(train)),
             )
         out: dict[str, Any] = {f"history.{k}": torch.as_tensor(np.asarray(v)) for k, v in result.history.items()}
@@ -224,6 +258,7 @@ def vclub(
             out.update({f"ckpt{it}.{k}": v for k, v in st.items()})
         return out
 
+    params = step_key(cfg, name, features=features, attribute=attribute, checkpoints=checkpoints)
     state = cache(cfg).state_dict("vclub", VCLUB_VERSION, params, compute)
     prefix = f"ckpt{iteration}."
     estimator = mi.VCLUB.from_checkpoint_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
@@ -233,16 +268,17 @@ def vclub(
     return estimator, history
 
 
-def _train(cfg: RunConfig, features: str | None, name: str | None) -> None:
+def _train(cfg: RunConfig, features: str | None, name: str | None, attribute: str) -> None:
     """Train and cache the MLP (``features=None``) or a vCLUB estimator (in a worker process)."""
     if features is None:
         mlp(cfg, name)
     else:
-        vclub(cfg, features, name=name)
+        vclub(cfg, features, name=name, attribute=attribute)
 
 
-def train_estimators(cfg: RunConfig, names: Sequence[str | None]) -> None:
-    """Train and cache the MLP and both vCLUB estimators (``face``, ``mlp``) of each dataset of ``names``.
+def train_estimators(cfg: RunConfig, names: Sequence[str | None], attributes: Sequence[str] = ()) -> None:
+    """Train and cache the MLP and both gender vCLUB estimators (``face``, ``mlp``) of each dataset of ``names``,
+    and a ``face`` vCLUB of each other attribute of ``attributes`` on the first of ``names``.
 
     Each training runs on one CPU thread (tiny networks train fastest so), so on a CPU the trainings run in
     parallel processes, one per core: first the MLPs (the ``mlp`` estimator is trained on their features),
@@ -254,28 +290,44 @@ def train_estimators(cfg: RunConfig, names: Sequence[str | None]) -> None:
     for name in names:
         templates(cfg, name)
     jobs = 1 if cfg.torch_device.type != "cpu" else -1
-    Parallel(n_jobs=jobs)(delayed(_train)(cfg, None, name) for name in names)
-    Parallel(n_jobs=jobs)(delayed(_train)(cfg, f, name) for name in names for f in ("face", "mlp"))
+    Parallel(n_jobs=jobs)(delayed(_train)(cfg, None, name, "gender") for name in names)
+    estimators = [(f, name, "gender") for name in names for f in ("face", "mlp")]
+    estimators += [("face", names[0], a) for a in attributes]
+    Parallel(n_jobs=jobs)(delayed(_train)(cfg, f, name, a) for f, name, a in estimators)
 
 
-def make_attack(cfg: RunConfig, method: str, iteration: int | None = None, name: str | None = None) -> attacks.SignAttack:
-    """One of the paper's four attacks on the configured face model."""
-    fm = face_model(cfg)
-    if method == "mi-fgsm":
-        return attacks.MIFGSM(fm, vclub(cfg, "face", iteration, name)[0])
-    if method == "mi-fgsm-mlp":
-        return attacks.MIFGSMMLP(fm, mlp(cfg, name)[0], vclub(cfg, "mlp", iteration, name)[0])
-    if method == "fgsm":
-        return attacks.FGSM(fm, mlp(cfg, name)[0])
-    if method == "random":
-        return attacks.RandomSign(seed=cfg.seed)
-    raise ValueError(f"method={method!r}: expected one of {ATTACKS}")
+class Resources:
+    """What the methods of :mod:`mifgsm_lib.methods` are built from in a run: the cached face model, MLP and the
+    vCLUB estimators of ``attribute`` (at checkpoint ``iteration``) on dataset ``name``."""
+
+    def __init__(self, cfg: RunConfig, iteration: int | None = None, name: str | None = None,
+                 attribute: str = "gender") -> None:
+        self.cfg, self.iteration, self.name, self.attribute = cfg, iteration, name, attribute
+        self.seed = cfg.seed
+
+    def face_model(self) -> faces.FaceModel:
+        return face_model(self.cfg)
+
+    def mlp(self) -> classifiers.MLPGenderClassifier:
+        if self.attribute != "gender":
+            raise ValueError(f"attribute={self.attribute!r}: the MLP classifier of Sec. 3.1 (FGSM, MI-FGSM-MLP) is "
+                             "a gender classifier")
+        return mlp(self.cfg, self.name)[0]
+
+    def vclub(self, features: str) -> mi.VCLUB:
+        return vclub(self.cfg, features, self.iteration, self.name, self.attribute)[0]
 
 
-#: Images per block of an attacked set. Directions and perturbed templates are computed and cached block by
-#: block, so a request for some images computes only the blocks that hold them, and every request gives the
-#: same numbers whatever was asked before. The last block takes the remainder (between 1 and 2 blocks' worth).
-BLOCK = 256
+def make_attack(cfg: RunConfig, method: str, iteration: int | None = None, name: str | None = None,
+                attribute: str = "gender") -> attacks.SignAttack:
+    """The one-step attack ``method`` (:mod:`mifgsm_lib.methods`) on the configured face model."""
+    entry = methods.get(methods.check_methods([method], "one-step", "method")[0])
+    return entry.build(Resources(cfg, iteration, name, attribute))
+
+
+# --------------------------------------------------------------------------------------------------
+# The images measured
+# --------------------------------------------------------------------------------------------------
 
 
 def verification_indices(
@@ -303,13 +355,34 @@ def verification_indices(
     return indices, sub
 
 
+def evaluation_set(
+    cfg: RunConfig, folds: tuple[int, ...] | None = None, name: str | None = None, attribute: str = "gender",
+    indices: np.ndarray | None = None,
+) -> EvaluationSet:
+    """The images a family of protections is measured on, with their labels and identities.
+
+    By default the images of the pairs' ``folds`` (:func:`verification_indices`; quick = 1 fold of 600 pairs,
+    default and paper = all 6,000 pairs; on the LFW mirror, which holds exactly the pairs' 7,701 images, that is
+    the whole dataset), with the pairs for verification. Given ``indices``, those images, without pairs.
+    """
+    if indices is None:
+        indices, subpairs = verification_indices(cfg, name, folds)
+    else:
+        indices, subpairs = np.asarray(indices), None
+    y = labels(cfg, attribute, name)[indices]
+    if np.unique(y[y >= 0]).size < 2:
+        raise ValueError(f"dataset {name or cfg.dataset!r}: the images measured need two classes of {attribute} for "
+                         "setting B")
+    return EvaluationSet(name or cfg.dataset, indices, y, dataset(cfg, name).identity[indices], subpairs)
+
+
 def attack_set(cfg: RunConfig) -> np.ndarray:
     """Every image the chapters attack, in block order: the sweep subset (:func:`subset`) first, then the other
-    images of the verification pairs (:func:`verification_indices`), each part in stratified order. Sharing one set lets the sweeps and the
-    verification studies reuse each other's directions and templates; putting the subset first keeps its
-    blocks apart, so a sweep of the subset alone computes no image outside it. A dataset whose pairs cannot be
-    formed (a sample of LFW, whose pairs.txt names missing images; no identities) attacks its subset alone here,
-    and the verification studies say why they cannot run when they are called."""
+    images of the verification pairs (:func:`verification_indices`), each part in stratified order. Sharing one set
+    lets the sweeps and the verification studies reuse each other's directions and templates; putting the subset
+    first keeps its blocks apart, so a sweep of the subset alone computes no image outside it. A dataset whose
+    pairs cannot be formed (a sample of LFW, whose pairs.txt names missing images; no identities) attacks its
+    subset alone here, and the verification studies say why they cannot run when they are called."""
     sub = subset(cfg)
     try:
         paired = verification_indices(cfg)[0]
@@ -324,7 +397,7 @@ def _stratified(cfg: RunConfig, indices: np.ndarray) -> np.ndarray:
     both in each of its batches)."""
     gender = dataset(cfg).gender[indices]
     known, unknown = indices[gender >= 0], indices[gender < 0]
-    order = attacks.stratified_batches(gender[gender >= 0], BLOCK, cfg.seed) if len(known) else []
+    order = mi.stratified_batches(gender[gender >= 0], BLOCK, cfg.seed) if len(known) else []
     return np.concatenate([*(known[b] for b in order), unknown]).astype(np.int64)
 
 
@@ -374,28 +447,32 @@ def _positions(over: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.array([lookup[int(i)] for i in np.asarray(indices)], dtype=np.int64)
 
 
-def _direction_params(cfg: RunConfig, method: str, batch_size: int, iteration: int | None,
-                      name: str | None) -> dict[str, Any]:
-    return {**dataset_key(dataset(cfg, name)), **model_key(cfg), "method": method, "seed": cfg.seed,
-            "batch_size": batch_size, "iteration": iteration,
-            "estimator": {k: cfg.sizes[k] for k in ("estimator_iterations", "estimator_checkpoints")}}
+def _direction_key(cfg: RunConfig, method: str, batch_size: int, iteration: int | None, name: str | None,
+                   attribute: str) -> dict[str, Any]:
+    return step_key(cfg, name, method=method, batch_size=batch_size, iteration=iteration, attribute=attribute,
+                    estimator={k: cfg.sizes[k] for k in ("estimator_iterations", "estimator_checkpoints")})
+
+
+# --------------------------------------------------------------------------------------------------
+# Protected templates
+# --------------------------------------------------------------------------------------------------
 
 
 def directions(
     cfg: RunConfig, method: str, indices: np.ndarray, batch_size: int = 64, iteration: int | None = None,
-    name: str | None = None, over: np.ndarray | None = None, block: int = BLOCK,
+    name: str | None = None, over: np.ndarray | None = None, block: int = BLOCK, attribute: str = "gender",
 ) -> np.ndarray:
-    """The attack's per-pixel direction (int8, one gradient per image serves every ε) for the chosen images.
+    """The one-step attack's per-pixel direction (int8, one gradient per image serves every ε) for the images.
 
     Directions are computed per block of ``over`` (default: :func:`attack_set`, see :func:`_spans`), in
-    stratified batches of ``batch_size`` within the block, and cached per block. Images of unknown gender get
-    d = 0 (the MI and MLP gradients need the label; every attack leaves them as they are, so the methods stay
-    comparable).
+    stratified batches of ``batch_size`` within the block, and cached per block. Images whose ``attribute`` is
+    unknown get d = 0 (the MI and MLP gradients need the label; every attack leaves them as they are, so the
+    methods stay comparable).
     """
-    ds = dataset(cfg, name)
+    y = labels(cfg, attribute, name)
     indices = np.asarray(indices, dtype=np.int64)
     over = _over(cfg, indices, name, over)
-    params = _direction_params(cfg, method, batch_size, iteration, name)
+    params = _direction_key(cfg, method, batch_size, iteration, name, attribute)
     positions = _positions(over, indices)
     result: np.ndarray | None = None
     attack: attacks.SignAttack | None = None
@@ -407,20 +484,20 @@ def directions(
 
         def compute(members: np.ndarray = members) -> dict[str, np.ndarray]:
             nonlocal attack
-            attack = attack or make_attack(cfg, method, iteration, name)
+            attack = attack or make_attack(cfg, method, iteration, name, attribute)
             aligned = chips(cfg, name)["chips"]
             out = np.zeros((len(members), 3, *aligned.shape[1:3]), dtype=np.int8)
-            known = ds.gender[members] >= 0
+            known = y[members] >= 0
             if known.any():
-                out[known] = attacks.compute_directions(
-                    attack, aligned[members[known]], ds.gender[members[known]], batch_size=batch_size,
-                    device=cfg.torch_device, seed=cfg.seed, progress=False, index=members[known])
+                out[known] = protect.directions(attack, aligned[members[known]], y[members[known]],
+                                                batch_size=batch_size, device=cfg.torch_device, seed=cfg.seed,
+                                                progress=False, index=members[known])
             return {"direction": out}
 
-        before = face_models.PASSES["gradient"]
+        before = faces.PASSES["gradient"]
         d = cache(cfg).arrays("directions", DIRECTIONS_VERSION, {**params, "block": _digest(members)},
                               compute)["direction"]
-        face_models.PASSES["sweep_gradient"] += face_models.PASSES["gradient"] - before
+        faces.PASSES["sweep_gradient"] += faces.PASSES["gradient"] - before
         if result is None:
             result = np.empty((len(indices), *d.shape[1:]), dtype=np.int8)
         result[rows] = d[positions[rows] - part.start]
@@ -429,10 +506,11 @@ def directions(
 
 
 def perturbed_templates(
-    cfg: RunConfig, method: str, eps_list: list[float], indices: np.ndarray, mode: str = "float",
+    cfg: RunConfig, method: str, eps_list: Sequence[float], indices: np.ndarray, mode: str = "float",
     batch_size: int = 64, iteration: int | None = None, name: str | None = None, over: np.ndarray | None = None,
+    attribute: str = "gender", block: int = BLOCK,
 ) -> dict[float, np.ndarray]:
-    """Templates of the attacked images f(x*) for each ε (``mifgsm attack``).
+    """Templates of the images attacked by a one-step ``method``, f(x*), for each ε (``mifgsm attack``).
 
     One cache entry per ε holds the templates of every image of ``over`` (default :func:`attack_set`), filled
     block by block as requests need them: an (image, attack, ε, storage) is embedded once, whichever chapter
@@ -444,9 +522,10 @@ def perturbed_templates(
     attacks.check_mode(mode)
     indices = np.asarray(indices, dtype=np.int64)
     over = _over(cfg, indices, name, over)
-    base = {**_direction_params(cfg, method, batch_size, iteration, name), "mode": mode, "over": _digest(over)}
+    base = {**_direction_key(cfg, method, batch_size, iteration, name, attribute), "mode": mode,
+            "over": _digest(over), "block": block}
     store = cache(cfg)
-    spans = _spans(cfg, over, BLOCK, name)
+    spans = _spans(cfg, over, block, name)
     positions = _positions(over, indices)
     wanted = np.unique(np.searchsorted([s.start for s in spans], positions, side="right") - 1)
     entries = {e: store.path("perturbed", PERTURBED_VERSION, {**base, "eps": e}, ".npz") for e in eps_list}
@@ -459,30 +538,134 @@ def perturbed_templates(
             found[e] = {"templates": np.zeros((len(over), clean.shape[1]), dtype=np.float32),
                         "done": np.zeros(len(spans), dtype=bool), "requested": np.zeros(len(over), dtype=bool),
                         "over": over}
-    before = face_models.PASSES["forward"]
+    before = faces.PASSES["forward"]
     if todo:
         face = face_model(cfg)
         aligned = chips(cfg, name)["chips"]
         members = np.concatenate([over[spans[b]] for b in todo])
-        d_all = directions(cfg, method, members, batch_size, iteration, name, over=over)
+        d_all = directions(cfg, method, members, batch_size, iteration, name, over=over, block=block,
+                           attribute=attribute)
         offsets = np.cumsum([0] + [spans[b].stop - spans[b].start for b in todo])
         for k, b in enumerate(bar(todo, desc=f"{method} ({mode}) templates of {len(members):,} images at up to "
                                             f"{len(eps_list)} ε, blocks")):
             members = over[spans[b]]
             levels = [e for e in eps_list if b in missing[e]]
             d = d_all[offsets[k]:offsets[k + 1]]
-            per_eps = attacks.embed_perturbed(face, aligned[members], d, levels, mode=mode, device=cfg.torch_device,
+            per_eps = protect.embed_perturbed(face, aligned[members], d, levels, mode=mode, device=cfg.torch_device,
                                               progress=False, clean=clean[members])
             for e in levels:
                 found[e]["templates"][spans[b]] = per_eps[e]
                 found[e]["done"][b] = True
-    face_models.PASSES["sweep_forward"] += face_models.PASSES["forward"] - before
+    faces.PASSES["sweep_forward"] += faces.PASSES["forward"] - before
     for e in eps_list:
         if missing[e] or not found[e]["requested"][positions].all():
             found[e]["requested"][positions] = True
             save_npz(entries[e], found[e])
             store.record("perturbed", PERTURBED_VERSION, {**base, "eps": e})
     return {e: found[e]["templates"][positions] for e in eps_list}
+
+
+def protected_templates(
+    cfg: RunConfig, method: str, eps: float, indices: np.ndarray, views: Sequence[str], steps: int = 1,
+    batch_size: int = 64, name: str | None = None, attribute: str = "gender", progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Templates of the images ``indices`` protected by ``method`` at ``eps``, in each view of
+    :data:`mifgsm_lib.robustness.VIEWS` (cached).
+
+    ``reference`` leaves the images as they are; a one-step attack adds ε times its cached direction
+    (:func:`directions`); an iterative one runs ``steps`` steps (:mod:`mifgsm_lib.methods`). Only the images whose
+    ``attribute`` is known are protected; the others keep their clean, unprocessed template in every view and
+    every method, the reference included, so that the methods stay comparable on the same images.
+    """
+    views = robustness.check_views(views)
+    entry = methods.get(methods.check_methods([method], ("reference", "one-step", "iterative"), "method")[0])
+    eps = 0.0 if entry.kind == "reference" else attacks.check_eps(eps)
+    indices = np.asarray(indices)
+    y = labels(cfg, attribute, name)[indices]
+    known = y >= 0
+    params = step_key(cfg, name, method=method, eps=eps, views=views, attribute=attribute,
+                      steps=steps if entry.kind == "iterative" else None, batch_size=batch_size, sizes=cfg.sizes,
+                      indices=_digest(indices))
+
+    def compute() -> dict[str, np.ndarray]:
+        mine = indices[known]
+        if entry.kind == "reference":
+            def shield(x: torch.Tensor, yb: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+                return x
+        elif entry.kind == "one-step":
+            direction = directions(cfg, method, mine, batch_size=batch_size, name=name, attribute=attribute)
+
+            def shield(x: torch.Tensor, yb: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+                return attacks.perturb(x, direction[idx], eps)
+        else:
+            attack = entry.build(Resources(cfg, None, name, attribute), eps, steps)
+
+            def shield(x: torch.Tensor, yb: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+                return attack(x, yb)
+        shown = {v: (lambda images, v=v: robustness.stored_view(images, v)) for v in views}
+        protected = protect.embed_protected(face_model(cfg), shield, chips(cfg, name)["chips"][mine], y[known], shown,
+                                            batch_size=batch_size, device=cfg.torch_device, seed=cfg.seed,
+                                            progress=progress)
+        out = {}
+        for view, z in protected.items():
+            out[view] = templates(cfg, name)["templates"][indices].copy()
+            out[view][known] = z
+        return out
+
+    return cache(cfg).arrays("protected", PROTECTED_VERSION, params, compute)
+
+
+@dataclass(frozen=True)
+class BaselineCurve:
+    """A template baseline over its steps: the protected templates after each step 1..n (``templates``), the
+    dimensions or domain components kept after each step 0..n (``kept``) and, for Multi-IVE, the templates
+    reduced to its locked components (``locked``, its privacy floor)."""
+
+    templates: dict[int, np.ndarray]
+    kept: np.ndarray
+    locked: np.ndarray | None = None
+
+
+def baseline_templates(
+    cfg: RunConfig, method: str, indices: np.ndarray, train_dataset: str, n_per_step: int, n_steps: int,
+    n_locked: int, n_estimators: int = 30, n_jobs: int | None = -1, progress: bool = True,
+) -> BaselineCurve:
+    """The templates of the images ``indices`` after each step of the template baseline ``method`` (IVE or
+    Multi-IVE, :mod:`mifgsm_lib.methods`), its importance estimators fitted on the labelled templates of
+    ``train_dataset`` (another dataset than the evaluated one, as the paper trains them; cached)."""
+    entry = methods.get(methods.check_methods([method], "template", "method")[0])
+    if train_dataset == cfg.dataset:
+        raise ValueError(f"train_dataset={train_dataset!r}: expected a dataset other than the evaluated "
+                         f"{cfg.dataset!r} (the paper trains the importance estimators elsewhere)")
+    parameters: dict[str, Any] = {"n_per_step": n_per_step, "n_steps": n_steps, "n_estimators": n_estimators,
+                                  "random_state": cfg.seed}
+    if method == "multi-ive":
+        parameters["n_locked"] = n_locked
+    indices = np.asarray(indices)
+    params = step_key(cfg, None, method=method, train=dataset_key(dataset(cfg, train_dataset)),
+                      indices=_digest(indices), **parameters)
+
+    def compute() -> dict[str, np.ndarray]:
+        train = templates(cfg, train_dataset)
+        known = train["gender"] >= 0
+        model = entry.build(**parameters, n_jobs=n_jobs, progress=progress).fit(train["templates"][known],
+                                                                                train["gender"][known])
+        clean = templates(cfg)["templates"][indices]
+        steps = range(1, model.n_steps_fitted_ + 1)
+        out = {**{f"step{k}": model.transform_at_step(clean, k) for k in steps},
+               "kept": np.asarray([kept_components(model, k) for k in range(model.n_steps_fitted_ + 1)])}
+        if hasattr(model, "transform_locked"):
+            out["locked"] = model.transform_locked(clean)
+        return out
+
+    arrays = cache(cfg).arrays("baselines", BASELINES_VERSION, params, compute)
+    steps = sorted(int(k[4:]) for k in arrays if k.startswith("step"))
+    return BaselineCurve({k: arrays[f"step{k}"] for k in steps}, arrays["kept"], arrays.get("locked"))
+
+
+def kept_components(model: Any, k: int) -> int:
+    """Template dimensions (IVE) or domain components (Multi-IVE) left after the first ``k`` steps."""
+    return int(model.n_features_in_ - sum(len(step) for step in model.eliminated_[:k]))
 
 
 def save_perturbed_images(
@@ -513,3 +696,4 @@ def save_perturbed_images(
                 atomic_write(target, lambda tmp, im=image: Image.fromarray(im).save(tmp, format="PNG"))
                 written.append(target)
     return written
+

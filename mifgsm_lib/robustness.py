@@ -1,8 +1,9 @@
-"""Simple processing an attacker may apply to protected images before embedding them (beyond the paper).
+"""How a protected image is seen: stored as floats or as an 8-bit photo, or processed by an attacker before
+embedding (beyond the paper).
 
 A protection that vanishes under a JPEG re-compression at quality 90 is no protection: the chapter
-"Beyond one step" embeds every attack's images after each transform of :data:`TRANSFORMS` and evaluates
-setting B and the EER again (``transform=`` of :func:`mifgsm_lib.attacks.embed_perturbed`).
+"Beyond one step" embeds every protection's images in each *view* of :data:`VIEWS` (:func:`stored_view`) and
+evaluates setting B and the EER again.
 
 Every transform is deterministic and takes either uint8 chips (N, H, W, 3), returned as uint8 chips, or
 float images (N, 3, H, W) in [0, 1], returned as float images on the same device.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import numpy as np
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur as _tv_gaussian_blur
 
-from mifgsm_lib.attacks import ImageBatch, as_float_images
+from mifgsm_lib.attacks import MODES, ImageBatch, as_float_images, store
 
 
 def _to_uint8_chips(images: torch.Tensor) -> np.ndarray:
@@ -78,3 +79,23 @@ TRANSFORMS: dict[str, Callable[[ImageBatch], ImageBatch]] = {
     "blur1": partial(gaussian_blur, sigma=1.0),
     "resize0.5": partial(resize_down_up, factor=0.5),
 }
+
+
+#: Every view of a protected image: the paper's float image, the 8-bit photo, and the photo processed.
+VIEWS: tuple[str, ...] = (*MODES, *TRANSFORMS)
+
+
+def check_views(views: Sequence[str]) -> list[str]:
+    """Views: ``float`` (the paper's), ``uint8`` (an 8-bit photo) or a name of :data:`TRANSFORMS` (the 8-bit photo
+    processed); distinct, in the given order."""
+    if isinstance(views, str) or not views or any(v not in VIEWS for v in views):
+        raise ValueError(f"views={views!r}: expected a non-empty list of names from {list(VIEWS)}")
+    return list(dict.fromkeys(views))
+
+
+def stored_view(images: torch.Tensor, view: str) -> torch.Tensor:
+    """Protected float images as seen in ``view``: unchanged, rounded to 8 bits, or rounded then processed."""
+    if view == "float":
+        return images
+    photo = store(images, "uint8")
+    return photo if view == "uint8" else TRANSFORMS[view](photo)

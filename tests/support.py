@@ -23,3 +23,12 @@ class TinyFace(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(F.avg_pool2d(torch.tanh(self.conv(x - 0.5)), 4).flatten(1))
+
+
+def embed_iterative(attack, images, y, mode: str = "float", batch_size: int = 64, seed: int = 0, progress: bool = False):
+    """Templates of MI-PGD's images of a whole set stored in ``mode``, through the one protect-and-embed loop."""
+    from mifgsm_lib import attacks, protect
+
+    return protect.embed_protected(attack.face_model, lambda x, yb, _idx: attack(x, yb), images, y,
+                                   {"x": lambda adv: attacks.store(adv, mode)}, batch_size=batch_size, seed=seed,
+                                   progress=False)["x"]

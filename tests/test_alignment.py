@@ -8,7 +8,7 @@ import dlib
 import numpy as np
 import pytest
 
-from mifgsm_lib.alignment import (
+from mifgsm_lib.faces.alignment import (
     ARCFACE_TEMPLATE_112,
     FALLBACK_BOX_FRACTION,
     align_faces,
@@ -16,8 +16,8 @@ from mifgsm_lib.alignment import (
     fallback_box,
     load_rgb,
 )
-from mifgsm_lib.dlib_resnet import dlib_model_file
-from mifgsm_lib.face_models import embed, load_face_model
+from mifgsm_lib.faces.dlib_resnet import dlib_model_file
+from mifgsm_lib.faces.models import embed, load_face_model
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_workers_give_the_same_chips(lfw_paths: list[Path]) -> None:
 
 
 def test_alignment_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="model_name='vgg': expected one of"):
+    with pytest.raises(ValueError, match="model='vgg': expected one of"):
         align_faces([np.zeros((10, 10, 3), np.uint8)], "vgg")
     with pytest.raises(FileNotFoundError, match="no such image file"):
         align_faces([tmp_path / "missing.jpg"], progress=False)

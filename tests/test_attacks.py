@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mifgsm_lib import attacks
+from mifgsm_lib import attacks, protect
+from mifgsm_lib.config import eps_grid_default, eps_grid_sensitive
 from mifgsm_lib.classifiers import MLPGenderClassifier, train_mlp
-from mifgsm_lib.mi import VCLUB, train_vclub
+from mifgsm_lib.mi import VCLUB, stratified_batches, train_vclub
 
-from support import DIM, SIZE, TinyFace
+from support import DIM, SIZE, TinyFace, embed_iterative
 
 N = 48
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -66,7 +67,7 @@ ALL = ["mi-fgsm", "mi-fgsm-mlp", "fgsm", "random:sign", "random:mask"]
 
 @pytest.mark.parametrize("kind", ALL)
 def test_every_pixel_moves_by_eps_or_is_clipped(kind: str, setup: dict) -> None:
-    d = attacks.compute_directions(make_attack(kind, setup), setup["chips"], setup["y"], batch_size=16,
+    d = protect.directions(make_attack(kind, setup), setup["chips"], setup["y"], batch_size=16,
                                    progress=False)
     assert d.dtype == np.int8 and d.shape == (N, 3, SIZE, SIZE)
     moving = d != 0
@@ -138,7 +139,7 @@ def test_fgsm_agrees_with_independent_computation(setup: dict) -> None:
     expected = torch.sign(grad).to(torch.int8).numpy()
     attack = attacks.FGSM(face, mlp)
     for batch_size in (5, N):
-        got = attacks.compute_directions(attack, setup["chips"], setup["y"], batch_size=batch_size, progress=False)
+        got = protect.directions(attack, setup["chips"], setup["y"], batch_size=batch_size, progress=False)
         np.testing.assert_array_equal(got, expected)
     adv = attack(x.detach(), torch.as_tensor(setup["y"]), 0.05)
     assert torch.allclose(adv, (x.detach() + 0.05 * torch.from_numpy(expected)).clamp(0, 1))
@@ -146,13 +147,13 @@ def test_fgsm_agrees_with_independent_computation(setup: dict) -> None:
 
 def test_random_attack_reproducible_and_independent_of_batch_size(setup: dict) -> None:
     chips, y = setup["chips"], setup["y"]
-    a = attacks.compute_directions(attacks.RandomSign(seed=7), chips, y, batch_size=5, seed=1, progress=False)
-    b = attacks.compute_directions(attacks.RandomSign(seed=7), chips, y, batch_size=N, seed=2, progress=False)
-    c = attacks.compute_directions(attacks.RandomSign(seed=8), chips, y, batch_size=N, progress=False)
+    a = protect.directions(attacks.RandomSign(seed=7), chips, y, batch_size=5, seed=1, progress=False)
+    b = protect.directions(attacks.RandomSign(seed=7), chips, y, batch_size=N, seed=2, progress=False)
+    c = protect.directions(attacks.RandomSign(seed=8), chips, y, batch_size=N, progress=False)
     np.testing.assert_array_equal(a, b)
     assert (a != c).mean() > 0.4
     assert set(np.unique(a)) == {-1, 1} and abs((a == 1).mean() - 0.5) < 0.02
-    mask = attacks.compute_directions(attacks.RandomSign(seed=7, reading="mask"), chips, y, progress=False)
+    mask = protect.directions(attacks.RandomSign(seed=7, reading="mask"), chips, y, progress=False)
     assert set(np.unique(mask)) == {-1, 0, 1}
     x = attacks.as_float_images(chips[10:12])
     direct = attacks.RandomSign(seed=7).signs(x, torch.as_tensor(y[10:12]), index=torch.tensor([10, 11]))
@@ -161,7 +162,7 @@ def test_random_attack_reproducible_and_independent_of_batch_size(setup: dict) -
 
 def test_mi_directions_same_seed_same_numbers(setup: dict) -> None:
     attack = make_attack("mi-fgsm", setup)
-    run = lambda seed, batch_size: attacks.compute_directions(  # noqa: E731
+    run = lambda seed, batch_size: protect.directions(  # noqa: E731
         attack, setup["chips"], setup["y"], batch_size=batch_size, seed=seed, progress=False)
     first = run(0, 16)
     np.testing.assert_array_equal(first, run(0, 16))
@@ -172,7 +173,7 @@ def test_mi_directions_same_seed_same_numbers(setup: dict) -> None:
 
 def test_stratified_batches_hold_both_classes() -> None:
     y = np.array([0] * 30 + [1] * 10)
-    batches = attacks.stratified_batches(y, batch_size=8, seed=0)
+    batches = stratified_batches(y, batch_size=8, seed=0)
     assert len(batches) == 5
     np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(40))
     for b in batches:
@@ -181,10 +182,10 @@ def test_stratified_batches_hold_both_classes() -> None:
 
 def test_embed_perturbed_equals_direct_embedding(setup: dict) -> None:
     face, chips, y = setup["face"], setup["chips"], setup["y"]
-    d = attacks.compute_directions(make_attack("mi-fgsm", setup), chips, y, batch_size=16, progress=False)
+    d = protect.directions(make_attack("mi-fgsm", setup), chips, y, batch_size=16, progress=False)
     eps_list = [0.0, 0.3 / 255, 0.01, 0.05]
     for mode in attacks.MODES:
-        got = attacks.embed_perturbed(face, chips, d, eps_list, mode=mode, batch_size=7, progress=False)
+        got = protect.embed_perturbed(face, chips, d, eps_list, mode=mode, batch_size=7, progress=False)
         assert list(got) == eps_list
         for eps in eps_list:
             with torch.no_grad():
@@ -194,18 +195,19 @@ def test_embed_perturbed_equals_direct_embedding(setup: dict) -> None:
             np.testing.assert_array_equal(got[0.0], got[0.3 / 255])
     with torch.no_grad():
         np.testing.assert_allclose(got[0.0], face(attacks.as_float_images(chips)).numpy(), atol=1e-6)
-    flipped = attacks.embed_perturbed(face, chips, d, [0.05], transform=torch.fliplr, progress=False)
-    assert not np.allclose(flipped[0.05], got[0.05])
+    flipped = protect.embed_protected(face, lambda x, yb, idx: attacks.perturb(x, d[idx], 0.05), chips, y,
+                                      {"flipped": torch.fliplr}, batch_size=7, progress=False)["flipped"]
+    assert not np.allclose(flipped, got[0.05])
 
 
 def test_embed_perturbed_reuses_unchanged_images(setup: dict) -> None:
     face, chips, y = setup["face"], setup["chips"], setup["y"]
-    d = attacks.compute_directions(attacks.RandomSign(seed=1), chips, y, progress=False)
+    d = protect.directions(attacks.RandomSign(seed=1), chips, y, progress=False)
     seen = []
     hook = face.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
     try:
         eps_list = [1.3 / 255, 1.1 / 255, 1.2 / 255, 2.1 / 255]  # the first three round to one image each
-        got = attacks.embed_perturbed(face, chips, d, eps_list, mode="uint8", batch_size=N, progress=False)
+        got = protect.embed_perturbed(face, chips, d, eps_list, mode="uint8", batch_size=N, progress=False)
     finally:
         hook.remove()
     assert sum(seen) == 2 * N
@@ -225,14 +227,14 @@ def test_mi_attack_lowers_the_estimate(setup: dict) -> None:
 
 
 def test_eps_grids() -> None:
-    assert attacks.eps_grid_default() == [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
-    assert attacks.eps_grid_sensitive(3) == [0.01, 0.02, 0.03]
-    grid = attacks.eps_grid_sensitive(50)
+    assert eps_grid_default() == [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
+    assert eps_grid_sensitive(3) == [0.01, 0.02, 0.03]
+    grid = eps_grid_sensitive(50)
     assert len(grid) == 50 and grid[0] == 0.0006 and grid[-1] == 0.03
     with pytest.raises(ValueError, match="n_steps"):
-        attacks.eps_grid_sensitive(0)
+        eps_grid_sensitive(0)
     with pytest.raises(ValueError, match="max_eps"):
-        attacks.eps_grid_sensitive(5, max_eps=0.0)
+        eps_grid_sensitive(5, max_eps=0.0)
 
 
 @pytest.mark.parametrize("eps", [-0.01, 1.5, float("nan"), "big"])
@@ -266,21 +268,21 @@ def test_bad_inputs(setup: dict) -> None:
     with pytest.raises(ValueError, match="seed="):
         attacks.RandomSign(seed=-1)
     with pytest.raises(ValueError, match="y: expected 48 labels"):
-        attacks.compute_directions(attacks.RandomSign(0), chips, y[:-1], progress=False)
+        protect.directions(attacks.RandomSign(0), chips, y[:-1], progress=False)
 
 
 def test_one_gender_is_refused(setup: dict) -> None:
     attack = make_attack("mi-fgsm", setup)
     chips = setup["chips"]
     with pytest.raises(ValueError, match="both genders"):
-        attacks.compute_directions(attack, chips, np.zeros(N, dtype=int), progress=False)
+        protect.directions(attack, chips, np.zeros(N, dtype=int), progress=False)
     skewed = np.where(np.arange(N) < 2, 1, 0)
     with pytest.raises(ValueError, match=r"batch_size=8: too small .* \(use batch_size >= 24\)"):
-        attacks.compute_directions(attack, chips, skewed, batch_size=8, progress=False)
+        protect.directions(attack, chips, skewed, batch_size=8, progress=False)
     with pytest.raises(ValueError, match="at least 2 classes"):
         attack.signs(attacks.as_float_images(chips[:4]), torch.zeros(4, dtype=torch.long))
     # FGSM and the random attack do not need both genders
-    attacks.compute_directions(attacks.RandomSign(0), chips, np.zeros(N, dtype=int), progress=False)
+    protect.directions(attacks.RandomSign(0), chips, np.zeros(N, dtype=int), progress=False)
 
 
 # --- MI-PGD (issue 7, Sec. 2) -------------------------------------------------------------------------------
@@ -313,7 +315,7 @@ def test_one_pgd_step_is_mi_fgsm(setup: dict) -> None:
 def test_reestimation_updates_q(setup: dict) -> None:
     face, estimator, chips, y = setup["face"], setup["estimator"], setup["chips"], setup["y"]
     attack = attacks.MIPGD(face, estimator, eps=0.1, alpha=0.02, steps=6)
-    z_adv = torch.from_numpy(attacks.embed_iterative(attack, chips, y, batch_size=N, progress=False))
+    z_adv = torch.from_numpy(embed_iterative(attack, chips, y, batch_size=N, progress=False))
     labels = torch.as_tensor(y)
     fit, held = np.arange(N) < 32, np.arange(N) >= 32
     adapted = attacks.reestimate(copy.deepcopy(estimator), z_adv[fit], labels[fit], iterations=50, lr=1e-2)
@@ -332,12 +334,12 @@ def test_reestimation_updates_q(setup: dict) -> None:
 def test_embed_iterative_stores_and_embeds(setup: dict) -> None:
     face, chips, y = setup["face"], setup["chips"], setup["y"]
     attack = attacks.MIPGD(face, setup["estimator"], eps=2 / 255, alpha=1 / 255, steps=2, objective="confusion")
-    z8 = attacks.embed_iterative(attack, chips, y, mode="uint8", batch_size=N, progress=False)
+    z8 = embed_iterative(attack, chips, y, mode="uint8", batch_size=N, progress=False)
     adv = attacks.store(attack(attacks.as_float_images(chips), torch.as_tensor(y)), "uint8")
     assert ((adv - attacks.as_float_images(chips)).abs() * 255).max() <= 2 + 1e-4
     with torch.no_grad():
         np.testing.assert_allclose(z8, face(adv).numpy(), atol=1e-6)
-    np.testing.assert_array_equal(z8, attacks.embed_iterative(attack, chips, y, mode="uint8", batch_size=N,
+    np.testing.assert_array_equal(z8, embed_iterative(attack, chips, y, mode="uint8", batch_size=N,
                                                               progress=False))
 
 
@@ -362,9 +364,9 @@ def test_attacks_work_for_k_classes(setup: dict) -> None:
         z = face(attacks.as_float_images(chips))
     estimator = train_vclub(z, y3, z, y3, iterations=50, batch_size=24, seed=0, num_classes=3,
                             progress=False).estimator
-    d = attacks.compute_directions(attacks.MIFGSM(face, estimator), chips, y3, batch_size=12, progress=False)
+    d = protect.directions(attacks.MIFGSM(face, estimator), chips, y3, batch_size=12, progress=False)
     assert (d != 0).all()
-    for b in attacks.stratified_batches(y3, 12, seed=0):
+    for b in stratified_batches(y3, 12, seed=0):
         assert np.bincount(y3[b], minlength=3).tolist() == [4, 4, 4]
     x, y = attacks.as_float_images(chips[:12]), torch.as_tensor(y3[:12])
     pgd = attacks.MIPGD(face, estimator, eps=0.05, alpha=0.01, steps=4, objective="confusion")

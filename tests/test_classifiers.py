@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mifgsm_lib.classifiers import (
-    MLPGenderClassifier,
-    check_labels,
-    load_classifier,
-    save_classifier,
-    seeded_init,
-    stratified_split,
-    train_mlp,
-)
+from mifgsm_lib.cache import load_state_dict, save_state_dict
+from mifgsm_lib.classifiers import MLPGenderClassifier, train_mlp
+from mifgsm_lib.nets import label_tensor, seeded_init, stratified_split
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -66,7 +60,8 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     history = result.history
     assert len(history["epoch"]) == result.best_epoch + 5 < 200
     assert result.best_epoch == history["epoch"][np.argmin(history["val_loss"])]
-    z_val, y_val = torch.from_numpy(z[result.val_indices]), torch.from_numpy(y[result.val_indices])
+    _, val = stratified_split(y, 0.2, seed=0)  # the split train_mlp makes with its defaults
+    z_val, y_val = torch.from_numpy(z[val]), torch.from_numpy(y[val])
     with torch.no_grad():
         assert result.model.loss(z_val, y_val).item() == pytest.approx(history["val_loss"].min(), rel=1e-6)
     assert history["val_loss"][-1] > history["val_loss"].min()
@@ -86,25 +81,30 @@ def test_stratified_split_keeps_class_shares() -> None:
     assert np.bincount(y[val]).tolist() == [20, 5]
 
 
+def _round_trip(path, model, cls=MLPGenderClassifier, expected_dim=None):
+    """A checkpoint written and read back as the artifacts cache does (weights only)."""
+    save_state_dict(path, model.checkpoint_state())
+    return cls.from_checkpoint_state(load_state_dict(path), expected_dim, source=str(path))
+
+
 def test_save_and_load_round_trip(tmp_path, separable) -> None:
     z, _, result = separable
-    loaded = load_classifier(save_classifier(tmp_path / "mlp.pt", result.model), expected_dim=16)
+    loaded = _round_trip(tmp_path / "mlp.pt", result.model, expected_dim=16)
     with torch.no_grad():
         torch.testing.assert_close(loaded(torch.from_numpy(z)), result.model(torch.from_numpy(z)))
 
 
 def test_checkpoint_dimension_must_match(tmp_path) -> None:
-    path = save_classifier(tmp_path / "mlp.pt", MLPGenderClassifier(128))
     with pytest.raises(ValueError, match=r"dimension d=128, expected d=512"):
-        load_classifier(path, expected_dim=512)
+        _round_trip(tmp_path / "mlp.pt", MLPGenderClassifier(128), expected_dim=512)
 
 
 def test_estimator_checkpoint_is_not_a_classifier(tmp_path) -> None:
-    from mifgsm_lib.mi import VCLUB, save_estimator
+    from mifgsm_lib.mi import VCLUB
 
-    path = save_estimator(tmp_path / "vclub.pt", VCLUB(128))
+    save_state_dict(tmp_path / "vclub.pt", VCLUB(128).checkpoint_state())
     with pytest.raises(ValueError, match="weights do not fit MLPGenderClassifier"):
-        load_classifier(path)
+        MLPGenderClassifier.from_checkpoint_state(load_state_dict(tmp_path / "vclub.pt"))
 
 
 def test_bad_input_is_refused() -> None:
@@ -123,7 +123,11 @@ def test_bad_input_is_refused() -> None:
 
 def test_check_labels_messages() -> None:
     with pytest.raises(ValueError, match="expected a 1-D vector"):
-        check_labels(np.zeros((2, 2), int))
+        label_tensor(np.zeros((2, 2), int))
     with pytest.raises(ValueError, match=r"0..2 \(num_classes=3\)"):
-        check_labels(np.array([0, 3, 1]), num_classes=3)
-    assert check_labels(np.array([0, 2, 1]), num_classes=3).dtype == torch.int64
+        label_tensor(np.array([0, 3, 1]), num_classes=3)
+    with pytest.raises(ValueError, match="expected integer class labels"):
+        label_tensor(np.array([0.0, 0.5, 1.0]))
+    with pytest.raises(ValueError, match="expected 4 labels"):
+        label_tensor(np.array([0, 1, 1]), n=4)
+    assert label_tensor(np.array([0, 2, 1]), num_classes=3).dtype == torch.int64

@@ -16,19 +16,15 @@ from sklearn.svm import SVC, LinearSVC
 from mifgsm_lib.evaluation import (
     CLASSIFIERS,
     MIXING_FRACTIONS,
-    closest_to_chance,
     fold_splits,
     mixed_templates,
     mixing,
-    pic,
-    privacy_gain,
-    psnr,
-    relative_eer_loss,
     setting_a,
     setting_b,
     setting_b_sweep,
-    ssim,
 )
+from mifgsm_lib.privacy import closest_to_chance, pic, privacy_gain, relative_eer_loss
+from mifgsm_lib.quality import psnr, ssim
 
 
 def gendered_templates(seed: int = 0, n: int = 150, dim: int = 12, signal: float = 0.8):
@@ -125,9 +121,11 @@ def test_setting_b_bad_input():
     bad[4, 2] = np.nan
     with pytest.raises(ValueError, match=r"templates: expected finite values, rows \[4\]"):
         setting_b(bad, y, groups, n_jobs=1)
-    with pytest.raises(ValueError, match="y: expected two classes"):
+    with pytest.raises(ValueError, match=r"y: only class\(es\) \[1\] present in 30 labels; expected at least 2"):
         setting_b(x, np.ones(30, dtype=int), groups, n_jobs=1)
-    with pytest.raises(ValueError, match="y: expected one label per template"):
+    with pytest.raises(ValueError, match=r"y: labels must lie in 0..1 \(num_classes=2\)"):
+        setting_b(x, np.where(y == 1, 2, 0), groups, n_jobs=1)
+    with pytest.raises(ValueError, match="y: expected 30 labels"):
         setting_b(x, y[:-1], groups, n_jobs=1)
     with pytest.raises(ValueError, match="groups: expected one identity per template"):
         setting_b(x, y, groups[:-1], n_jobs=1)
@@ -222,8 +220,10 @@ def test_setting_a_fixed_classifier():
         setting_a(lambda t: torch.sigmoid(t[:, 0]), z, y)
     with pytest.raises(ValueError, match="classifier: expected an object with .predict"):
         setting_a(object(), z, y)
-    with pytest.raises(ValueError, match="y: expected 4 labels in"):
+    with pytest.raises(ValueError, match=r"y: labels must lie in 0..1"):
         setting_a(ThresholdMLP(), z, np.array([1, 0, 2, 0]))
+    with pytest.raises(ValueError, match="y: expected 4 labels"):
+        setting_a(ThresholdMLP(), z, np.array([1, 0, 1]))
 
 
 # --- image quality ------------------------------------------------------------------------

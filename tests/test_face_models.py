@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mifgsm_lib.dlib_resnet import (
+from mifgsm_lib.faces.dlib_resnet import (
     DLIB_RESNET_FILE,
     DlibResNet,
     add_prev,
@@ -16,8 +16,8 @@ from mifgsm_lib.dlib_resnet import (
     dlib_model_file,
     parse_dlib_dat,
 )
-from mifgsm_lib.face_models import FaceModel, embed, load_face_model, to_tensor
-from mifgsm_lib.iresnet import iresnet50, load_backbone
+from mifgsm_lib.faces.models import FaceModel, embed, load_face_model, to_tensor
+from mifgsm_lib.faces.iresnet import iresnet50, load_backbone
 
 N_LFW_CHIPS = 8
 
@@ -30,7 +30,7 @@ def dlib_model() -> FaceModel:
 @pytest.fixture(scope="module")
 def lfw_chips(mirror: Path) -> np.ndarray:
     """dlib chips of the first image of N_LFW_CHIPS different people (sorted names)."""
-    from mifgsm_lib.alignment import align_faces
+    from mifgsm_lib.faces.alignment import align_faces
 
     people = sorted(p for p in (mirror / "lfw" / "lfw").iterdir() if p.is_dir())[:: 500][:N_LFW_CHIPS]
     paths = [sorted(p.glob("*.jpg"))[0] for p in people]
@@ -145,7 +145,7 @@ def test_to_tensor_and_embed_errors(dlib_model: FaceModel) -> None:
 
 
 def test_load_face_model_errors() -> None:
-    with pytest.raises(ValueError, match="name='vgg'.*expected one of"):
+    with pytest.raises(ValueError, match="model='vgg': expected one of"):
         load_face_model("vgg")
     with pytest.raises(ValueError, match="weights=None: the iresnet50 model needs"):
         load_face_model("iresnet50")

@@ -8,19 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from mifgsm_lib.classifiers import MLPGenderClassifier, seeded_init
+from mifgsm_lib.cache import load_state_dict, save_state_dict
+from mifgsm_lib.classifiers import MLPGenderClassifier
 from mifgsm_lib.mi import (
     VCLUB,
-    GaussianBinaryTask,
     StratifiedBatchSampler,
-    club_true_p,
-    load_estimator,
-    save_estimator,
     train_vclub,
-    true_mi_gaussian_mixture,
     vclub_batch_estimates,
     vclub_template_gradient_closed_form,
 )
+from mifgsm_lib.nets import seeded_init
+from mifgsm_lib.synthetic import GaussianBinaryTask, club_true_p, true_mi_gaussian_mixture
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -152,8 +150,8 @@ def test_same_seed_same_estimate(trained) -> None:
 
 def test_save_and_load_round_trip(tmp_path, trained) -> None:
     result, (_, _, x_val, y_val) = trained
-    path = save_estimator(tmp_path / "vclub.pt", result.estimator)
-    loaded = load_estimator(path, expected_dim=4)
+    save_state_dict(tmp_path / "vclub.pt", result.estimator.checkpoint_state())
+    loaded = VCLUB.from_checkpoint_state(load_state_dict(tmp_path / "vclub.pt"), expected_dim=4)
     assert (loaded.dim, loaded.num_classes, loaded.hidden) == (4, 2, 256)
     with torch.no_grad():
         torch.testing.assert_close(loaded.log_probs(x_val), result.estimator.log_probs(x_val))
@@ -227,14 +225,14 @@ def test_template_dimension_must_match_the_estimator() -> None:
 
 
 def test_checkpoint_dimension_must_match(tmp_path) -> None:
-    path = save_estimator(tmp_path / "dlib.pt", VCLUB(128))
+    save_state_dict(tmp_path / "dlib.pt", VCLUB(128).checkpoint_state())
     with pytest.raises(ValueError, match=r"dimension d=128, expected d=512"):
-        load_estimator(path, expected_dim=512)
+        VCLUB.from_checkpoint_state(load_state_dict(tmp_path / "dlib.pt"), expected_dim=512)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
-        load_estimator(tmp_path / "absent.pt")
+        load_state_dict(tmp_path / "absent.pt")
 
 
 def test_labels_outside_the_classes_are_refused() -> None:

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from mifgsm_lib import beyond, data, experiments, pipeline, tradeoff
+from mifgsm_lib import attacks, data, methods, pipeline
+from mifgsm_lib.studies import beyond, tradeoff
+from mifgsm_lib.studies import evaluation_settings
 from mifgsm_lib.config import RunConfig
 
 #: Pairs kept per fold and kind (matched, mismatched) of the real pairs.txt.
@@ -81,7 +83,7 @@ def _unknown(config: RunConfig, indices: np.ndarray) -> np.ndarray:
     return pipeline.dataset(config).gender[indices] < 0
 
 
-@pytest.mark.parametrize("method", pipeline.ATTACKS)
+@pytest.mark.parametrize("method", methods.names("one-step", paper=True))
 def test_images_of_unknown_gender_keep_their_clean_template(cfg: RunConfig, method: str) -> None:
     indices, _ = pipeline.verification_indices(cfg)
     clean = pipeline.templates(cfg)["templates"][indices]
@@ -132,9 +134,9 @@ def test_estimators_trained_in_parallel_equal_those_trained_alone(cfg: RunConfig
 
 
 def test_attack_sweep_and_verification_sweep(cfg: RunConfig) -> None:
-    sweep = experiments.attack_sweep(cfg, list(pipeline.ATTACKS), [0.002, 0.3], pipeline.subset(cfg), batch_size=16)
+    sweep = evaluation_settings.attack_sweep(cfg, methods.names("one-step", paper=True), [0.002, 0.3], pipeline.subset(cfg), batch_size=16)
     assert len(sweep) == 12 and sweep[["setting_a", "setting_b"]].notna().all().all()
-    cost = experiments.verification_sweep(cfg, ["mi-fgsm", "random"], [0.002, 0.3])
+    cost = evaluation_settings.verification_sweep(cfg, ["mi-fgsm", "random"], [0.002, 0.3])
     assert (cost["n_pairs"] == 10 * 2 * PER_FOLD).all() and cost[["setting_b", "eer"]].notna().all().all()
 
 
@@ -180,7 +182,50 @@ def test_without_identities_the_sweeps_run_and_pairs_say_why_not(cfg: RunConfig,
     folder = RunConfig(dataset="folder", data_dir=str(tmp_path), device="cpu", profile="quick",
                        sizes={**SIZES, "subset_size": 40}, artifacts_dir=cfg.artifacts_dir)
     assert not pipeline.dataset(folder).has_identities
-    sweep = experiments.attack_sweep(folder, ["mi-fgsm"], [0.002], pipeline.subset(folder), batch_size=16)
+    sweep = evaluation_settings.attack_sweep(folder, ["mi-fgsm"], [0.002], pipeline.subset(folder), batch_size=16)
     assert sweep["setting_b"].notna().all()
     with pytest.raises(ValueError, match="has no identities: verification pairs need them"):
-        experiments.verification_sweep(folder, ["mi-fgsm"], [0.002])
+        evaluation_settings.verification_sweep(folder, ["mi-fgsm"], [0.002])
+
+
+class ConstantSign(attacks.SignAttack):
+    """A toy one-step attack: every pixel one step up (d = +1), whatever the image."""
+
+    name = "constant"
+
+    def signs(self, images: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.ones_like(images, dtype=torch.int8)
+
+
+TOY = methods.Method("toy-constant", "Toy constant step", "one-step", "tab:pink", "X", gradient=False,
+                     build=lambda resources: ConstantSign())
+
+
+def test_a_registered_attack_appears_in_the_cli_every_sweep_every_figure_and_the_frontier(cfg: RunConfig) -> None:
+    """A new one-step attack is one class plus one registry entry: no other edit."""
+    from mifgsm_lib.cli import build_parser
+    from mifgsm_lib.figures import evaluation as evaluation_figures
+    from mifgsm_lib.figures import tradeoff as tradeoff_figures
+
+    with methods.registered(TOY):
+        parser = build_parser()
+        sub = next(a for a in parser._actions if a.dest == "command")
+        method = next(a for a in sub.choices["attack"]._actions if a.dest == "method")
+        assert "toy-constant" in method.choices
+
+        sweep = evaluation_settings.attack_sweep(cfg, None, [0.004], pipeline.subset(cfg), batch_size=16)
+        assert set(sweep["method"]) == set(methods.names("one-step"))
+        toy = sweep[(sweep["method"] == "toy-constant") & (sweep["eps"] > 0)]
+        assert len(toy) == 1 and toy[["setting_a", "setting_b"]].notna().all(axis=None)
+
+        fig = evaluation_figures.plot_settings(sweep)
+        drawn = {line.get_label(): line.get_color() for line in fig.axes[1].get_lines()}
+        assert drawn["Toy constant step"] == "tab:pink"
+
+        sized = RunConfig(data_dir=cfg.data_dir, device="cpu", profile="quick",
+                          sizes={**SIZES, "frontier_attacks": None}, artifacts_dir=cfg.artifacts_dir)
+        result = tradeoff.run(sized, eps_list=[0.004], n_steps=2, n_estimators=5, n_jobs=1, progress=False)
+        assert "toy-constant" in set(result.frontier["method"]) and "toy-constant" in result.attacks
+        fig = tradeoff_figures.plot_frontier(result.frontier)
+        assert "Toy constant step" in [text.get_text() for text in fig.legends[0].get_texts()]
+    assert "toy-constant" not in methods.METHODS

@@ -17,7 +17,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mifgsm_lib import cli, data, evaluation, pipeline, tradeoff, verification
+from mifgsm_lib import cli, data, evaluation, methods, paper, pipeline, privacy, verdicts, verification
+from mifgsm_lib.config import PROFILES
+from mifgsm_lib.evaluation import REFERENCE, SetKey
+from mifgsm_lib.studies import tradeoff
+from mifgsm_lib.validation import check_eps_list
 from mifgsm_lib.cache import save_npz
 from mifgsm_lib.config import MIRROR_ENV, RunConfig
 
@@ -119,7 +123,7 @@ def test_table2_rows_equal_direct_setting_b_and_verify(data_dir: Path, standins:
     assert (frontier[frontier["method"] == "multi-ive"]["dims"] == DIM).all()
     assert frontier[frontier["method"] == "multi-ive"]["kept"].tolist() == list(range(60, 60 - 4 * STEPS, -4))
 
-    target = tradeoff.evaluation_set(cfg)
+    target = pipeline.evaluation_set(cfg)
     ds = pipeline.dataset(cfg)
     if dataset == "agedb":  # AgeDB-30: every pair 30 years apart
         age = ds.attributes["age"][target.indices]
@@ -129,25 +133,25 @@ def test_table2_rows_equal_direct_setting_b_and_verify(data_dir: Path, standins:
     same_person = target.identity[target.pairs.left] == target.identity[target.pairs.right]
     assert (same_person == target.pairs.same).all() and target.pairs.same.sum() == 300
 
-    sets = tradeoff.protected_templates(cfg, target, ["mi-fgsm"], EPS, result.baselines)
+    sets = tradeoff.protected_sets(cfg, target, ["mi-fgsm"], EPS, result.curves)
     unlabelled = ~target.labelled  # not attacked: their clean templates
-    assert np.array_equal(sets[tradeoff.SetKey("mi-fgsm", "eps", EPS[0])][unlabelled],
-                          sets[tradeoff.REFERENCE][unlabelled])
+    assert np.array_equal(sets[SetKey("mi-fgsm", "eps", EPS[0])][unlabelled],
+                          sets[REFERENCE][unlabelled])
     table = tradeoff.table2(frontier)
-    assert table.index.tolist() == list(tradeoff.TABLE2_ROWS)
-    reference = evaluation.setting_b(sets[tradeoff.REFERENCE][target.labelled], target.gender[target.labelled],
+    assert table.index.tolist() == list(paper.TABLE2_ROWS)
+    reference = evaluation.setting_b(sets[REFERENCE][target.labelled], target.labels[target.labelled],
                                      target.identity[target.labelled], folds=3, seed=cfg.seed, n_jobs=1)
-    reference_eer = verification.verify(sets[tradeoff.REFERENCE], target.pairs.left, target.pairs.right,
+    reference_eer = verification.verify(sets[REFERENCE], target.pairs.left, target.pairs.right,
                                         target.pairs.same, target.pairs.fold).eer
     for name, row in table.iterrows():
-        z = sets[tradeoff.SetKey(row["method"], row["parameter"], row["value"])]
-        b = evaluation.setting_b(z[target.labelled], target.gender[target.labelled], target.identity[target.labelled],
+        z = sets[SetKey(row["method"], row["parameter"], row["value"])]
+        b = evaluation.setting_b(z[target.labelled], target.labels[target.labelled], target.identity[target.labelled],
                                  folds=3, seed=cfg.seed, n_jobs=1)
         v = verification.verify(z, target.pairs.left, target.pairs.right, target.pairs.same, target.pairs.fold)
         assert row["setting_b"] == pytest.approx(b.mean, abs=1e-12), name
         assert row["B_rbf_svm"] == pytest.approx(b.balanced_accuracy["rbf_svm"], abs=1e-12), name
         assert (row["eer"], row["tar_at_far"], row["accuracy"]) == (v.eer, v.tar_at_far, v.accuracy_mean), name
-        assert row["pic"] == pytest.approx(evaluation.pic(reference.mean, b.mean, reference_eer, v.eer)), name
+        assert row["pic"] == pytest.approx(privacy.pic(reference.mean, b.mean, reference_eer, v.eer)), name
     # the stand-in attack removes gender as ε grows: ε* is where setting B is closest to 50%
     attack = frontier[frontier["method"] == "mi-fgsm"]
     assert tradeoff.eps_star(frontier) == attack.loc[(attack["setting_b"] - 0.5).abs().idxmin(), "value"]
@@ -156,7 +160,7 @@ def test_table2_rows_equal_direct_setting_b_and_verify(data_dir: Path, standins:
         steps = frontier[(frontier["method"] == method)]
         gap = (steps["setting_b"] - table.loc["MI-FGSM", "setting_b"]).abs()
         assert table.loc[name, "value"] == steps.loc[gap.idxmin(), "value"]
-    assert "**" in tradeoff.claim(table)
+    assert "**" in verdicts.claim(table)
 
 
 def test_table2_numbers_through_the_cli(data_dir: Path, standins: None, tmp_path: Path,
@@ -166,16 +170,16 @@ def test_table2_numbers_through_the_cli(data_dir: Path, standins: None, tmp_path
     cfg = config(data_dir, "colorferet", profile="default")
     result = run(cfg)
     table = tradeoff.table2(result.frontier)
-    target = tradeoff.evaluation_set(cfg)
-    sets = tradeoff.protected_templates(cfg, target, ["mi-fgsm"], EPS, {})
+    target = pipeline.evaluation_set(cfg)
+    sets = tradeoff.protected_sets(cfg, target, ["mi-fgsm"], EPS, {})
     row = table.loc["MI-FGSM"]
-    z = sets[tradeoff.SetKey("mi-fgsm", "eps", row["value"])]
+    z = sets[SetKey("mi-fgsm", "eps", row["value"])]
     n_images = len(pipeline.dataset(cfg))
     every_image = np.zeros((n_images, DIM), dtype=np.float32)  # the CLI takes one template per dataset image
     every_image[target.indices] = z
     save_npz(tmp_path / "all.npz", {"templates": every_image, "gender": np.zeros(n_images, dtype=np.int64)})
     mask = target.labelled
-    save_npz(tmp_path / "labelled.npz", {"templates": z[mask], "gender": target.gender[mask],
+    save_npz(tmp_path / "labelled.npz", {"templates": z[mask], "gender": target.labels[mask],
                                          "identity": target.identity[mask]})
     common = ["--dataset", "colorferet", "--data-dir", str(data_dir), "--profile", "default", "--json"]
     capsys.readouterr()
@@ -208,7 +212,7 @@ def test_matched_step_picks_the_closest_step_ties_to_the_earlier() -> None:
     assert tradeoff.matched_step(frontier, "ive", 0.74)["value"] == 2
     assert tradeoff.matched_step(frontier, "ive", 0.675)["value"] == 3  # |0.65 - 0.675| = |0.70 - 0.675|
     assert tradeoff.matched_step(frontier, "ive", 0.95)["value"] == 1  # step 0 is the reference, never picked
-    with pytest.raises(ValueError, match=r"method='pca': expected one of \('ive', 'multi-ive'\)"):
+    with pytest.raises(ValueError, match=r"method: \['pca'\] are not methods of kind template"):
         tradeoff.matched_step(frontier, "pca", 0.7)
     with pytest.raises(ValueError, match=r"frontier: no rows of method 'multi-ive'"):
         tradeoff.matched_step(frontier, "multi-ive", 0.7)
@@ -224,7 +228,7 @@ def test_claim_is_decided_from_the_numbers(ive_eer: float, multi_eer: float, ver
                             "ive": [(1, 0.725, ive_eer)], "multi-ive": [(1, 0.85, multi_eer)]})
     table = tradeoff.table2(frontier)
     assert table["value"].tolist() == [0.0, 0.002, 1, 1]
-    text = tradeoff.claim(table, n_pairs=600)
+    text = verdicts.claim(table, n_pairs=600)
     assert verdict in text and "MI-FGSM's EER is 3.000%" in text
     assert "one misclassified pair is 0.33 points of FAR or FRR" in text
     assert "lowers setting B by 20.00 points" in text
@@ -234,7 +238,7 @@ def test_claim_is_decided_from_the_numbers(ive_eer: float, multi_eer: float, ver
 def test_claim_says_when_mi_fgsm_gains_no_privacy() -> None:
     frontier = frontier_of({"mi-fgsm": [(0.01, 0.97, 0.02)], "ive": [(1, 0.96, 0.05)],
                             "multi-ive": [(1, 0.975, 0.05)]})
-    assert "no privacy gain at all" in tradeoff.claim(tradeoff.table2(frontier))
+    assert "no privacy gain at all" in verdicts.claim(tradeoff.table2(frontier))
 
 
 def test_beside_paper_keeps_the_papers_numbers_apart() -> None:
@@ -247,11 +251,13 @@ def test_beside_paper_keeps_the_papers_numbers_apart() -> None:
 
 
 def test_grids_and_elimination_plans() -> None:
-    assert tradeoff.eps_grid("quick") == [0.001, 0.002, 0.003, 0.005, 0.01]
-    assert tradeoff.eps_grid("default") == tradeoff.eps_grid("paper") == list(tradeoff.EPS_GRID)
+    assert PROFILES["quick"]["tradeoff_eps"] == (0.001, 0.002, 0.003, 0.005, 0.01)
+    assert PROFILES["default"]["tradeoff_eps"] == PROFILES["paper"]["tradeoff_eps"]
     assert tradeoff.elimination_plan(128) == (8, 14) and tradeoff.elimination_plan(512) == (32, 14)
     assert tradeoff.elimination_plan(32) == (2, 13)  # Multi-IVE's 27 eliminable components run out
-    assert tradeoff.check_eps_list([0.02, 0.001, 0.02]) == [0.001, 0.02]
+    assert check_eps_list([0.02, 0.001]) == [0.02, 0.001]
+    with pytest.raises(ValueError, match=r"eps_list: 0.02 is given twice; expected distinct values"):
+        check_eps_list([0.02, 0.001, 0.02])
     rng = np.random.default_rng(0)
     flat = rng.normal(size=(50, 3)) @ rng.normal(size=(3, 10))
     assert tradeoff.effective_dimension(flat) == 3 and tradeoff.effective_dimension(rng.normal(size=(50, 10))) == 10
@@ -262,29 +268,29 @@ def test_grids_and_elimination_plans() -> None:
 
 def test_bad_input_messages(data_dir: Path, standins: None) -> None:
     cfg = config(data_dir, "agedb")
-    with pytest.raises(ValueError, match=r"eps_list=\[\]: expected at least one ε in \(0, 1\]"):
-        tradeoff.check_eps_list([])
-    with pytest.raises(ValueError, match=r"eps_list=\[0.0, 0.01\]: expected at least one ε in \(0, 1\]"):
-        tradeoff.check_eps_list([0.0, 0.01])
-    with pytest.raises(ValueError, match=r"eps=2.0: expected a number in \[0, 1\]"):
-        tradeoff.check_eps_list([2.0])
-    with pytest.raises(ValueError, match=r"attacks='mi-fgsm': expected a list of names from"):
+    with pytest.raises(ValueError, match=r"eps_list=\[\]: expected a non-empty list of levels ε > 0"):
+        check_eps_list([])
+    with pytest.raises(ValueError, match=r"eps_list=\[0.0, 0.01\]: expected levels ε > 0"):
+        check_eps_list([0.0, 0.01])
+    with pytest.raises(ValueError, match=r"eps_list=2.0: expected a number in \[0, 1\]"):
+        check_eps_list([2.0])
+    with pytest.raises(ValueError, match=r"attacks='mi-fgsm': expected a list of values, not a single string"):
         tradeoff.run(cfg, attacks="mi-fgsm")
-    with pytest.raises(ValueError, match=r"attacks=\['pgd'\]: expected a list of names from"):
-        tradeoff.check_attacks(["pgd"])
+    with pytest.raises(ValueError, match=r"attacks: \['pgd'\] are not methods of kind one-step"):
+        tradeoff.run(cfg, attacks=["pgd"])
+    target = pipeline.evaluation_set(cfg)
     with pytest.raises(ValueError, match=r"train_dataset='agedb': expected a dataset other than the evaluated"):
-        tradeoff.fit_baselines(cfg, train_dataset="agedb")
+        pipeline.baseline_templates(cfg, "ive", target.indices, "agedb", 4, 14, 5)
     with pytest.raises(ValueError, match=r"n_per_step \* n_steps = 10 \* 14 = 140 eliminations, but n_features=64"):
-        tradeoff.fit_baselines(cfg, n_per_step=10, n_estimators=2, progress=False)
+        pipeline.baseline_templates(cfg, "ive", target.indices, "utkface", 10, 14, 5, n_estimators=2, progress=False)
     with pytest.raises(ValueError, match=r"dim=6: expected a template dimension of at least n_locked \+ 2 = 7"):
         tradeoff.elimination_plan(6)
-    target = tradeoff.evaluation_set(cfg)
-    with pytest.raises(ValueError, match=r"sets: expected the clean templates under tradeoff.REFERENCE"):
-        tradeoff.measure({tradeoff.SetKey("ive", "step", 1.0): np.zeros((len(target), 4))}, target)
+    without = evaluation.measure({SetKey("ive", "step", 1.0): np.zeros((len(target), 4))}, target, n_jobs=1)
+    assert "pic" not in without.columns  # PIC is relative to the clean templates, which are not among the sets
     with pytest.raises(ValueError, match=r"sets\[SetKey\(method='reference'.*expected one template per image"):
-        tradeoff.measure({tradeoff.REFERENCE: np.zeros((3, 4))}, target)
-    with pytest.raises(ValueError, match=r"baselines: key 'pca', expected names from"):
-        tradeoff.protected_templates(cfg, target, [], EPS, {"pca": None})
+        evaluation.measure({REFERENCE: np.zeros((3, 4))}, target)
+    with pytest.raises(ValueError, match=r"method: \['pca'\] are not methods of kind template"):
+        pipeline.baseline_templates(cfg, "pca", target.indices, "utkface", 4, 14, 5)
     with pytest.raises(ValueError, match=r"frontier: no rows of method 'mi-fgsm'"):
         tradeoff.table2(frontier_of({"ive": [(1, 0.7, 0.02)], "multi-ive": [(1, 0.7, 0.02)]}))
     with pytest.raises(ValueError, match=r"templates: expected a 2-D array of at least 2 templates"):
@@ -293,12 +299,12 @@ def test_bad_input_messages(data_dir: Path, standins: None) -> None:
 
 def test_locked_setting_b_is_multi_ive_with_every_other_component_eliminated(data_dir: Path, standins: None) -> None:
     cfg = config(data_dir, "agedb")
-    models = tradeoff.fit_baselines(cfg, n_per_step=DIM - 5, n_steps=1, n_estimators=2, n_jobs=1, progress=False)
-    target = tradeoff.evaluation_set(cfg)
-    clean = pipeline.templates(cfg)["templates"][target.indices]
-    last = models["multi-ive"].transform_at_step(clean, 1)[target.labelled]
-    expected = evaluation.setting_b(last, target.gender[target.labelled], target.identity[target.labelled],
+    target = pipeline.evaluation_set(cfg)
+    curve = pipeline.baseline_templates(cfg, "multi-ive", target.indices, "utkface", n_per_step=DIM - 5, n_steps=1,
+                                        n_locked=5, n_estimators=2, n_jobs=1, progress=False)
+    last = curve.templates[1][target.labelled]
+    expected = evaluation.setting_b(last, target.labels[target.labelled], target.identity[target.labelled],
                                     seed=cfg.seed, n_jobs=1)
-    locked = tradeoff.locked_setting_b(cfg, models["multi-ive"], n_jobs=1)
+    locked = tradeoff.locked_setting_b(curve, target, seed=cfg.seed, n_jobs=1)
     assert locked.mean == pytest.approx(expected.mean, abs=1e-9)
     assert locked.mean > 0.9  # the stand-in's gender direction has the largest variance: principal component 0

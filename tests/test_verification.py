@@ -11,13 +11,12 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 from sklearn.metrics import roc_curve
 
+from mifgsm_lib.figures.verification import plot_det, plot_roc
 from mifgsm_lib.verification import (
     EER_CONVENTION,
     VerificationReport,
     eer,
     pair_distances,
-    plot_det,
-    plot_roc,
     roc,
     tar_at_far,
     tenfold_accuracy,

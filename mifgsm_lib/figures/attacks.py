@@ -1,6 +1,7 @@
 """Figures of the chapter "Attacks" (paper Sec. 3): attacked faces, the perturbation's size and quality, storage.
 
-Each function takes data computed by :mod:`mifgsm_lib.experiments` and returns a matplotlib Figure.
+Each function takes data computed by :mod:`mifgsm_lib.studies.attacks` and returns a matplotlib Figure; the
+attacks' names and colours come from :mod:`mifgsm_lib.methods`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-#: How the book names the attacks (Sec. 3).
-METHOD_LABELS = {"mi-fgsm": "MI-FGSM", "mi-fgsm-mlp": "MI-FGSM-MLP", "fgsm": "FGSM", "random": "RNDATK"}
-
-
-def label(method: str) -> str:
-    """The paper's name of an attack."""
-    return METHOD_LABELS.get(method, method)
-
+from mifgsm_lib.methods import label, style_of
 
 def eps_log_axis(ax: plt.Axes) -> None:
     """A log ε axis labelled in plain decimals at 1, 2 and 5 times each power of ten."""
@@ -62,12 +56,12 @@ def plot_attacked_faces(
 
 
 def plot_quality(table: pd.DataFrame) -> Figure:
-    """PSNR and SSIM against ε for each attack (``method`` column) of :func:`experiments.perturbation_table`."""
+    """PSNR and SSIM against ε for each attack (``method`` column) of :func:`mifgsm_lib.studies.attacks.perturbation_table`."""
     fig, (ax_psnr, ax_ssim) = plt.subplots(1, 2, figsize=(10, 3.6))
     for method, part in table.groupby("method", sort=False):
         part = part.sort_values("eps")
-        ax_psnr.plot(part["eps"], part["psnr"], "o-", ms=3, label=label(method))
-        ax_ssim.plot(part["eps"], part["ssim"], "o-", ms=3, label=label(method))
+        ax_psnr.plot(part["eps"], part["psnr"], "o-", ms=3, color=style_of(method)[0], label=label(method))
+        ax_ssim.plot(part["eps"], part["ssim"], "o-", ms=3, color=style_of(method)[0], label=label(method))
     ax_psnr.set(xlabel="ε ([0, 1] pixel scale, log)", ylabel="PSNR (dB)", title="PSNR against clean")
     ax_ssim.set(xlabel="ε ([0, 1] pixel scale, log)", ylabel="SSIM", title="SSIM against clean")
     eps_log_axis(ax_psnr)
@@ -78,7 +72,7 @@ def plot_quality(table: pd.DataFrame) -> Figure:
 
 
 def plot_storage(table: pd.DataFrame) -> Figure:
-    """``float`` against ``uint8`` storage on a grid of ε in grey levels (:func:`experiments.perturbation_table`
+    """``float`` against ``uint8`` storage on a grid of ε in grey levels (:func:`mifgsm_lib.studies.attacks.perturbation_table`
     with a face model): the fraction of pixel values changed, the L∞ size actually stored and the template shift."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
     for (mode, part), style in zip(table.groupby("mode", sort=False), ("o-", "s--")):
@@ -101,7 +95,7 @@ def plot_template_shift(shift: pd.DataFrame, distances: Mapping[str, float]) -> 
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for method, part in shift.groupby("method", sort=False):
         part = part.sort_values("eps")
-        ax.plot(part["eps"], part["shift_mean"], "o-", ms=3, label=label(method))
+        ax.plot(part["eps"], part["shift_mean"], "o-", ms=3, color=style_of(method)[0], label=label(method))
     styles = {"mated": ":", "non_mated": "--"}
     for name, value in distances.items():
         ax.axhline(value, color="grey", ls=styles.get(name, "-."),

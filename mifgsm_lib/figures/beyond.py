@@ -1,5 +1,6 @@
-"""Figures of the chapter "Beyond one step" (issue 7): margins, the frontier with every method, robustness and
-other attributes. Each takes the measured data of :mod:`mifgsm_lib.beyond` and returns a Figure."""
+"""Figures of the chapter "Beyond one step": margins, the frontier with every method, robustness and other
+attributes. Each takes the measured data of :mod:`mifgsm_lib.studies.beyond` and returns a Figure; every
+method's name, colour and marker comes from :mod:`mifgsm_lib.methods`."""
 
 from __future__ import annotations
 
@@ -10,20 +11,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mifgsm_lib.beyond import ATTRIBUTE_CLASSES, METHOD_NAMES, PGD_METHODS, TARGET
-
-#: One colour and marker per protection, the same in every figure.
-#: IVE and Multi-IVE, dashed, in colours the protections here do not use.
-BASELINE_STYLE = {"ive": ("tab:cyan", "D"), "multi-ive": ("tab:olive", "P")}
-
-STYLE = {
-    "reference": ("black", "*"), "mi-fgsm": ("tab:red", "o"), "mi-pgd": ("tab:blue", "s"),
-    "mi-pgd-confusion": ("tab:green", "^"), "mi-pgd-aware": ("tab:purple", "D"),
-}
-
-
-#: The methods drawn hatched in :func:`plot_leakage`.
-PGD_HATCHED = tuple(PGD_METHODS)
+from mifgsm_lib import methods
+from mifgsm_lib.data import ATTRIBUTES
+from mifgsm_lib.verdicts import TARGET
 
 
 def plot_margins(margins: Mapping[str, np.ndarray], gender: np.ndarray, bins: int = 40) -> Figure:
@@ -55,9 +45,9 @@ def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame, baselines: pd.Dat
     if baselines is not None:
         for method in ("ive", "multi-ive"):
             rows = baselines[baselines["method"] == method].sort_values("value")
-            colour, marker = BASELINE_STYLE[method]
+            colour, marker = methods.get(method).style
             ax.plot(100 * rows["setting_b"], 100 * rows["eer"], color=colour, marker=marker, markersize=3,
-                    linewidth=1, linestyle="--", alpha=0.8, label=f"{METHOD_NAMES[method]} over its steps")
+                    linewidth=1, linestyle="--", alpha=0.8, label=f"{methods.label(method)} over its steps")
     target = f"target: B ≤ {TARGET['setting_b']:.0%}, EER ≤ {TARGET['eer']:.0%}"
     ax.add_patch(plt.Rectangle((0, 0), 100 * TARGET["setting_b"], 100 * TARGET["eer"], color="tab:green",
                                alpha=0.08, label=target))
@@ -69,12 +59,12 @@ def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame, baselines: pd.Dat
         ax.annotate(f"{row['grey_levels']:.2g}", (100 * row["setting_b"], 100 * row["eer"]), fontsize=7,
                     color="tab:red", alpha=0.7, xytext=(3, -8), textcoords="offset points")
     for method, rows in frontier.groupby("method", sort=False):
-        colour, marker = STYLE[method]
+        colour, marker = methods.get(method).style
         for mode, part in rows.groupby("mode"):
             filled = mode == "uint8"
             ax.scatter(100 * part["setting_b"], 100 * part["eer"], s=140 if method == "reference" else 60,
                        marker=marker, color=colour if filled else "none", edgecolors=colour, linewidths=1.4,
-                       label=(METHOD_NAMES[method] if method == "reference" else f"{METHOD_NAMES[method]}, {mode}")
+                       label=(methods.label(method) if method == "reference" else f"{methods.label(method)}, {mode}")
                        if method != "reference" or filled else None,
                        zorder=4)
             if method != "reference":
@@ -105,8 +95,8 @@ def plot_robustness(robust: pd.DataFrame) -> Figure:
     for k, (method, grey) in enumerate(protections):
         part = robust[(robust["method"] == method) & (robust["grey_levels"] == grey)].set_index("transform")
         x = np.arange(len(transforms)) + (k - (len(protections) - 1) / 2) * width
-        colour, _ = STYLE[method]
-        label = METHOD_NAMES[method] + ("" if method == "reference" else f", {grey:g} grey")
+        colour, _ = methods.get(method).style
+        label = methods.label(method) + ("" if method == "reference" else f", {grey:g} grey")
         hatch = None if grey == top[method] else "//"  # a method's smaller budgets are hatched
         for ax, metric in zip(axes, ("setting_b", "eer")):
             ax.bar(x, 100 * part.reindex(transforms)[metric], width, color=colour, alpha=0.75, label=label,
@@ -136,14 +126,14 @@ def plot_leakage(leakage: pd.DataFrame) -> Figure:
         for x, row in enumerate(part.itertuples()):
             own = row.protected == attribute
             ax.bar(x, 100 * row.setting_b, color=palette.get(row.protected, "grey"), alpha=0.9 if own else 0.5,
-                   hatch="//" if row.method in PGD_HATCHED else None, edgecolor="white")
+                   hatch="//" if methods.get(row.method).kind == "iterative" else None, edgecolor="white")
         labels = ["clean" if p == "none" else f"{p}\n{m}, {g:g}" for p, m, g in
                   zip(part["protected"], part["method"], part["grey_levels"])]
         ax.axhline(100 * part["chance"].iloc[0], color="grey", linestyle=":", label="chance (1/K)")
         ax.axhline(100 * part.loc[part["protected"] == "none", "setting_b"].iloc[0], color="black", linewidth=0.8,
                    linestyle="--", label="clean")
         ax.set_xticks(np.arange(len(part)), labels, fontsize=7, rotation=90)
-        ax.set_title(f"{attribute} leaked ({len(ATTRIBUTE_CLASSES[attribute])} classes)", fontsize=10)
+        ax.set_title(f"{attribute} leaked ({len(ATTRIBUTES[attribute])} classes)", fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].set_ylabel("setting B balanced accuracy (%)")
     axes[0].legend(fontsize=8, loc="lower left")

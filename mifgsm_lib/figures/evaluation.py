@@ -1,6 +1,6 @@
 """Figures of the chapter "Evaluation settings" (paper Secs. 5 and 6.1-6.2, Figs. 2-6, and the ε-EER curve).
 
-Each function takes a DataFrame of :mod:`mifgsm_lib.experiments` and returns a matplotlib Figure.
+Each function takes a DataFrame of :mod:`mifgsm_lib.studies.evaluation_settings` and returns a matplotlib Figure.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mifgsm_lib.figures.attacks import eps_log_axis, label
+from mifgsm_lib.figures.attacks import eps_log_axis
+from mifgsm_lib.methods import label, style_of
 
 #: Setting A and setting B as the paper names them (Table 1).
 SETTINGS = {"setting_a": 'setting "A" (attack): MLP trained on clean', "setting_b": 'setting "B" (privacy): retrained'}
@@ -38,7 +39,8 @@ def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", log
     for ax, setting in zip(axes, SETTINGS):
         for value, part in attacked.groupby(hue, sort=False):
             part = part.sort_values("eps")
-            ax.plot(part["eps"], part[setting], "o-", ms=3.5, label=_hue_label(hue, value))
+            colour = style_of(str(value))[0] if hue == "method" else None
+            ax.plot(part["eps"], part[setting], "o-", ms=3.5, color=colour, label=_hue_label(hue, value))
         ax.axhline(float(clean[setting].iloc[0]), color="k", ls=":", lw=1, label="clean")
         ax.axhline(0.5, color="grey", lw=0.6)
         ax.set(xlabel="ε ([0, 1] pixel scale" + (", log)" if log_eps else ")"), title=SETTINGS[setting])
@@ -114,10 +116,11 @@ def plot_privacy_cost(sweep: pd.DataFrame) -> Figure:
     clean = sweep[sweep["eps"] == 0].iloc[0]
     for method, part in sweep.groupby("method", sort=False):
         attacked = part[part["eps"] > 0].sort_values("eps")
-        axes[0].plot(attacked["eps"], attacked["setting_b"], "o-", ms=3.5, label=label(method))
-        axes[1].plot(attacked["eps"], 100 * attacked["eer"], "o-", ms=3.5, label=label(method))
+        colour = style_of(method)[0]
+        axes[0].plot(attacked["eps"], attacked["setting_b"], "o-", ms=3.5, color=colour, label=label(method))
+        axes[1].plot(attacked["eps"], 100 * attacked["eer"], "o-", ms=3.5, color=colour, label=label(method))
         line = pd.concat([part[part["eps"] == 0].iloc[:1], attacked])
-        axes[2].plot(100 * line["eer"], line["setting_b"], "o-", ms=3.5, label=label(method))
+        axes[2].plot(100 * line["eer"], line["setting_b"], "o-", ms=3.5, color=colour, label=label(method))
         for _, row in attacked.iterrows():
             axes[2].annotate(f"{row['eps']:.3g}", (100 * row["eer"], row["setting_b"]), fontsize=6,
                              xytext=(2, 2), textcoords="offset points")

@@ -1,6 +1,7 @@
 """Figures of the chapter "Trade-off table" (paper Sec. 6.3, Table 2): the privacy-verification frontier.
 
-Both take the frontier of :func:`mifgsm_lib.tradeoff.run` (one row per protected template set).
+Both take the frontier of :func:`mifgsm_lib.studies.tradeoff.run` (one row per protected template set); every
+method's name, colour and marker comes from :mod:`mifgsm_lib.methods`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from mifgsm_lib.tradeoff import BASELINES, METHOD_NAMES
-
-#: One colour and marker per method, the same in every figure.
-STYLE = {
-    "mi-fgsm": ("tab:red", "o"), "mi-fgsm-mlp": ("tab:orange", "s"), "fgsm": ("tab:purple", "^"),
-    "random": ("tab:grey", "v"), "ive": ("tab:blue", "D"), "multi-ive": ("tab:green", "P"),
-}
+from mifgsm_lib import methods
 
 #: What the frontier's metrics are called on the axes.
 LABELS = {
@@ -27,9 +22,13 @@ LABELS = {
 
 
 def _methods(frontier: pd.DataFrame) -> list[str]:
-    """The frontier's methods other than the reference, attacks first, in :data:`STYLE` order."""
-    present = set(frontier["method"])
-    return [m for m in STYLE if m in present]
+    """The frontier's methods other than the reference, in the registry's order (a clear error for a method that
+    is not registered: it would have no name or style)."""
+    present = set(frontier["method"]) - {"reference"}
+    unknown = present - set(methods.METHODS)
+    if unknown:
+        raise ValueError(f"frontier: methods {sorted(unknown)} are not registered in mifgsm_lib.methods")
+    return [m for m in methods.METHODS if m in present]
 
 
 def _log_percent(ax: plt.Axes) -> None:
@@ -53,15 +52,15 @@ def plot_frontier(frontier: pd.DataFrame, table: pd.DataFrame | None = None) -> 
     for ax, metric in zip(axes, ("eer", "tar_at_far")):
         for method in _methods(frontier):
             rows = frontier[frontier["method"] == method].sort_values("value")
-            colour, marker = STYLE[method]
+            colour, marker = methods.get(method).style
             x = [100 * reference["setting_b"], *(100 * rows["setting_b"])]
             y = [100 * reference[metric], *(100 * rows[metric])]
-            ax.plot(x, y, color=colour, marker=marker, markersize=4, linewidth=1.2, label=METHOD_NAMES[method])
+            ax.plot(x, y, color=colour, marker=marker, markersize=4, linewidth=1.2, label=methods.label(method))
             last = rows.iloc[-1]
             end = f"ε={last['value']:g}" if last["parameter"] == "eps" else f"{int(last['kept'])} kept"
             ax.annotate(end, (x[-1], y[-1]), fontsize=7, color=colour, xytext=(3, 3), textcoords="offset points")
         ax.plot(100 * reference["setting_b"], 100 * reference[metric], "k*", markersize=12,
-                label=METHOD_NAMES["reference"])
+                label=methods.label("reference"))
         if table is not None:
             ax.scatter(100 * table["setting_b"], 100 * table[metric], s=160, facecolors="none", edgecolors="black",
                        linewidths=1.2, label="Table 2 points", zorder=5)
@@ -86,13 +85,13 @@ def plot_parameter_curves(frontier: pd.DataFrame) -> Figure:
     reference = frontier[frontier["method"] == "reference"].iloc[0]
     fig, axes = plt.subplots(2, 2, figsize=(13, 7), sharex="col", sharey="row", constrained_layout=True)
     for col, baselines in enumerate((False, True)):
-        for method in (m for m in _methods(frontier) if (m in BASELINES) == baselines):
+        for method in (m for m in _methods(frontier) if (methods.get(m).kind == "template") == baselines):
             rows = frontier[frontier["method"] == method].sort_values("value")
-            colour, marker = STYLE[method]
+            colour, marker = methods.get(method).style
             x = rows["kept"] if baselines else rows["value"]
             for row, metric in enumerate(("setting_b", "eer")):
                 axes[row, col].plot(x, 100 * rows[metric], color=colour, marker=marker, markersize=4,
-                                    label=METHOD_NAMES[method])
+                                    label=methods.label(method))
         for row, metric in enumerate(("setting_b", "eer")):
             ax = axes[row, col]
             ax.axhline(100 * reference[metric], color="black", linestyle="--", linewidth=1, label="clean templates")

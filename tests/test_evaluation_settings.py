@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mifgsm_lib import evaluation, experiments, mi, pipeline
+from mifgsm_lib import config, evaluation, mi, pipeline, privacy, verdicts
+from mifgsm_lib.studies import attacks as attacks_study
+from mifgsm_lib.studies import evaluation_settings as study
 from mifgsm_lib.config import RunConfig
 
 SIZE, DIM = 12, 6
@@ -48,30 +50,30 @@ def sweep_frame(values: dict[str, dict[float, tuple[float, float]]]) -> pd.DataF
 
 def test_eps_grids_follow_the_paper_and_the_profile():
     cfg = RunConfig(profile="quick")
-    grids = experiments.eps_grids(cfg, fine_max_eps=0.004)
+    grids = config.eps_grids(cfg.sizes, fine_max_eps=0.004)
     assert grids["default"] == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
     assert len(grids["sensitive"]) == cfg.sizes["sensitive_steps"] and max(grids["sensitive"]) == pytest.approx(0.03)
     assert len(grids["fine"]) == cfg.sizes["fine_steps"] and max(grids["fine"]) == pytest.approx(0.004)
-    union = experiments.all_eps(grids)
+    union = config.union_eps(grids)
     assert union == sorted(set(union)) and len(union) == sum(len(g) for g in grids.values())
 
 
 def test_eps_grids_reject_a_fine_grid_above_the_sensitive_range():
     with pytest.raises(ValueError, match="fine_max_eps"):
-        experiments.eps_grids(RunConfig(profile="quick"), fine_max_eps=0.05)
+        config.eps_grids(RunConfig(profile="quick").sizes, fine_max_eps=0.05)
 
 
 def test_all_eps_merges_equal_levels_and_on_grid_selects_rows():
-    union = experiments.all_eps({"a": [0.1, 0.3 / 3], "b": [0.2, 0.05]})
+    union = config.union_eps({"a": [0.1, 0.3 / 3], "b": [0.2, 0.05]})
     assert union == [0.05, 0.1, 0.2]
     sweep = sweep_frame({"fgsm": {0.0: (1, 1), 0.05: (0.5, 0.6), 0.1: (0.4, 0.7)}})
-    assert experiments.on_grid(sweep, [0.1])["eps"].tolist() == [0.0, 0.1]
-    assert experiments.on_grid(sweep, [0.05, 0.3], clean=False)["eps"].tolist() == [0.05]
+    assert privacy.on_grid(sweep, [0.1])["eps"].tolist() == [0.0, 0.1]
+    assert privacy.on_grid(sweep, [0.05, 0.3], clean=False)["eps"].tolist() == [0.05]
 
 
 def test_sweeps_reject_a_zero_level():
     with pytest.raises(ValueError, match="ε > 0"):
-        experiments.attack_sweep(RunConfig(profile="quick"), ["fgsm"], [0.0, 0.1], np.arange(4))
+        study.attack_sweep(RunConfig(profile="quick"), ["fgsm"], [0.0, 0.1], np.arange(4))
 
 
 def test_fig2_rejects_final_rows_that_lack_an_eps():
@@ -79,7 +81,7 @@ def test_fig2_rejects_final_rows_that_lack_an_eps():
     final = pd.DataFrame([{"method": "mi-fgsm", "eps": e, "mode": "float", "batch_size": 64, "grouped": True,
                            "setting_a": 1.0, "setting_b": 1.0} for e in (0.0, 0.01)])
     with pytest.raises(ValueError, match="final: expected MI-FGSM rows"):
-        experiments.estimator_iterations_sweep(cfg, [0.01, 0.02], np.arange(4), final=final)
+        study.estimator_iterations_sweep(cfg, [0.01, 0.02], np.arange(4), final=final)
 
 
 # ------------------------------------------------------------------------------------------- ε* and the findings
@@ -90,43 +92,43 @@ def test_eps_star_is_closest_to_chance_per_attack():
         "mi-fgsm": {0.0: (0.9, 0.9), 0.01: (0.5, 0.7), 0.02: (0.4, 0.6), 0.03: (0.3, 0.95)},
         "fgsm": {0.0: (0.9, 0.9), 0.01: (0.5, 0.8), 0.02: (0.4, 0.85), 0.03: (0.3, 0.99)},
     })
-    star = experiments.eps_star(sweep)
+    star = privacy.eps_star(sweep)
     assert star.to_dict() == {"fgsm": 0.01, "mi-fgsm": 0.02}
-    assert experiments.at_eps(sweep, star.to_dict())["setting_b"].to_dict() == {"mi-fgsm": 0.6, "fgsm": 0.8}
+    assert privacy.at_eps(sweep, star.to_dict())["setting_b"].to_dict() == {"mi-fgsm": 0.6, "fgsm": 0.8}
 
 
 def _findings_sweep(mi_best_b: float, fgsm_best_b: float, big_eps_b: float, mi_a: float) -> pd.DataFrame:
     clean = (0.95, 0.9)
     rows = {}
     for m in ("mi-fgsm", "mi-fgsm-mlp", "fgsm", "random"):
-        best = fgsm_best_b if m == "fgsm" else mi_best_b if m in experiments.MI_ATTACKS else 0.9
+        best = fgsm_best_b if m == "fgsm" else mi_best_b if m in verdicts.MI_ATTACKS else 0.9
         a = mi_a if m == "mi-fgsm" else 0.2
         rows[m] = {0.0: clean, 0.005: (0.6, best), 0.05: (a, big_eps_b), 0.3: (a, big_eps_b)}
     return sweep_frame(rows)
 
 
 def test_paper_findings_hold_when_the_numbers_say_so():
-    table = experiments.paper_findings(_findings_sweep(0.7, 0.8, 0.99, 0.22), default_range=[0.05, 0.3])
+    table = verdicts.paper_findings(_findings_sweep(0.7, 0.8, 0.99, 0.22), default_range=[0.05, 0.3])
     assert table["verdict"].tolist() == ["holds"] * 4
     assert "fgsm 80.0%" in table.loc[0, "measured"]
     assert table["slack"].tolist() == pytest.approx([0.1, 0.09, 0.03, 0.025])
 
 
 def test_paper_findings_do_not_hold_when_the_numbers_disagree():
-    table = experiments.paper_findings(_findings_sweep(0.85, 0.8, 0.88, 0.5), default_range=[0.05, 0.3])
+    table = verdicts.paper_findings(_findings_sweep(0.85, 0.8, 0.88, 0.5), default_range=[0.05, 0.3])
     assert table["verdict"].tolist()[:3] == ["does not hold here"] * 3
     assert (table["slack"][:3] < 0).all()
     # finding 4: ε* over every ε; here the default range's 0.88 is farther from 50 % than 0.85 at 0.005
     assert table.loc[3, "verdict"] == "holds"
     late = _findings_sweep(0.85, 0.8, 0.88, 0.5)
     late.loc[(late["method"] == "mi-fgsm") & (late["eps"] == 0.3), "setting_b"] = 0.5
-    assert experiments.paper_findings(late, default_range=[0.05, 0.3]).loc[3, "verdict"] == "does not hold here"
+    assert verdicts.paper_findings(late, default_range=[0.05, 0.3]).loc[3, "verdict"] == "does not hold here"
 
 
 def test_paper_findings_need_the_three_gradient_attacks():
     sweep = sweep_frame({"mi-fgsm": {0.0: (0.9, 0.9), 0.01: (0.5, 0.7)}})
     with pytest.raises(ValueError, match="missing"):
-        experiments.paper_findings(sweep, default_range=[0.01])
+        verdicts.paper_findings(sweep, default_range=[0.01])
 
 
 # ------------------------------------------------------------------------------------------- the perturbation
@@ -143,7 +145,7 @@ def faces() -> tuple[np.ndarray, np.ndarray]:
 def test_uint8_storage_erases_perturbations_below_half_a_grey_level(faces):
     chips, direction = faces
     eps = [0.25 / 255, 0.45 / 255, 0.75 / 255, 1.25 / 255, 1.6 / 255]
-    table = experiments.perturbation_table(chips, direction, eps, face_model=TinyFace().eval())
+    table = attacks_study.perturbation_table(chips, direction, eps, face_model=TinyFace().eval())
     u8 = table[table["mode"] == "uint8"].reset_index(drop=True)
     assert u8["changed"].tolist()[:2] == [0.0, 0.0]
     assert u8["template_shift"].tolist()[:2] == [0.0, 0.0]
@@ -158,7 +160,7 @@ def test_uint8_storage_erases_perturbations_below_half_a_grey_level(faces):
 
 def test_attacked_images_are_displayable(faces):
     chips, direction = faces
-    images = experiments.attacked_images(chips, direction, [0.01, 0.3])
+    images = attacks_study.attacked_images(chips, direction, [0.01, 0.3])
     assert images.shape == (2, 4, SIZE, SIZE, 3)
     assert images.min() >= 0 and images.max() <= 1
     assert np.allclose(np.abs(images[0] - chips / 255.0).max(), 0.01, atol=1e-6)
@@ -166,7 +168,7 @@ def test_attacked_images_are_displayable(faces):
 
 def test_gradient_batches_hold_both_genders():
     y = np.array([0] * 30 + [1] * 10)
-    batches = experiments.gradient_batches(y, batch_size=8, seed=0)
+    batches = attacks_study.gradient_batches(y, batch_size=8, seed=0)
     assert batches["images"].sum() == 40 and len(batches) == 5
     assert (batches["women"] == 2).all()
 
@@ -184,7 +186,7 @@ def small_run(mirror, tmp_path_factory):
     indices = pipeline.subset(cfg)
     with pytest.MonkeyPatch.context() as patch:  # vCLUB's default batch (256) exceeds these 72 training images
         patch.setattr(pipeline.mi, "train_vclub", functools.partial(mi.train_vclub, batch_size=32))
-        sweep = experiments.attack_sweep(cfg, ["mi-fgsm", "random"], [0.002, 0.3], indices, batch_size=16)
+        sweep = study.attack_sweep(cfg, ["mi-fgsm", "random"], [0.002, 0.3], indices, batch_size=16)
     return cfg, indices, sweep
 
 
@@ -203,28 +205,28 @@ def test_attack_sweep_clean_row_is_setting_a_and_b_on_clean_templates(small_run)
 
 def test_fig2_reuses_the_final_checkpoint_and_computes_the_others(small_run):
     cfg, indices, sweep = small_run
-    fig2 = experiments.estimator_iterations_sweep(cfg, [0.002], indices, batch_size=16, final=sweep)
+    fig2 = study.estimator_iterations_sweep(cfg, [0.002], indices, batch_size=16, final=sweep)
     assert sorted(fig2["iteration"].unique().tolist()) == [20, 40]
     final = fig2[fig2["iteration"] == 40].reset_index(drop=True)
-    expected = experiments.on_grid(sweep[sweep["method"] == "mi-fgsm"], [0.002])
+    expected = privacy.on_grid(sweep[sweep["method"] == "mi-fgsm"], [0.002])
     pd.testing.assert_frame_equal(final, expected)
 
 
 def test_mixing_ends_are_the_clean_and_attacked_sweep_values(small_run):
     cfg, indices, sweep = small_run
-    curve = experiments.mixing_curve(cfg, "mi-fgsm", 0.3, indices, batch_size=16, grid=[0.002, 0.3])
+    curve = study.mixing_curve(cfg, "mi-fgsm", 0.3, indices, batch_size=16, grid=[0.002, 0.3])
     ends = curve.set_index("clean_fraction")["setting_b"]
     mi = sweep[sweep["method"] == "mi-fgsm"].set_index("eps")["setting_b"]
     assert ends[1.0] == pytest.approx(mi[0.0], abs=1e-12) and ends[0.0] == pytest.approx(mi[0.3], abs=1e-12)
     with pytest.raises(ValueError, match="grid"):
-        experiments.mixing_curve(cfg, "mi-fgsm", 0.1, indices, grid=[0.002, 0.3])
+        study.mixing_curve(cfg, "mi-fgsm", 0.1, indices, grid=[0.002, 0.3])
 
 
 def test_tsne_panels_show_the_same_images_at_each_eps(small_run):
     cfg, indices, _ = small_run
-    points = experiments.tsne_panels(cfg, "mi-fgsm", [0.3], indices, grid=[0.002, 0.3], batch_size=16)
+    points = study.tsne_panels(cfg, "mi-fgsm", [0.3], indices, grid=[0.002, 0.3], batch_size=16)
     assert points.groupby("eps").size().to_dict() == {0.0: 24, 0.3: 24}
     genders = points.groupby("eps")["gender"].apply(list)
     assert genders[0.0] == genders[0.3]
-    again = experiments.tsne_panels(cfg, "mi-fgsm", [0.3], indices, grid=[0.002, 0.3], batch_size=16)
+    again = study.tsne_panels(cfg, "mi-fgsm", [0.3], indices, grid=[0.002, 0.3], batch_size=16)
     pd.testing.assert_frame_equal(points, again)

@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from mifgsm_lib.figures import estimators as fe
+from mifgsm_lib.figures import estimators as figures
+from mifgsm_lib.studies import estimators as study
 
 
 def _history(final_loglik: float = -0.1, final_mi: float = 2.0) -> dict[str, np.ndarray]:
@@ -20,34 +21,34 @@ def _history(final_loglik: float = -0.1, final_mi: float = 2.0) -> dict[str, np.
 
 
 def test_label_entropy() -> None:
-    assert fe.label_entropy(np.array([0, 1, 0, 1])) == pytest.approx(np.log(2))
-    assert fe.label_entropy(np.array([1, 1, 1])) == 0.0
+    assert study.label_entropy(np.array([0, 1, 0, 1])) == pytest.approx(np.log(2))
+    assert study.label_entropy(np.array([1, 1, 1])) == 0.0
     p = 0.25
-    assert fe.label_entropy(np.array([0, 0, 0, 1])) == pytest.approx(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
+    assert study.label_entropy(np.array([0, 0, 0, 1])) == pytest.approx(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
     with pytest.raises(ValueError, match="labels >= 0"):
-        fe.label_entropy(np.array([0, -1]))
+        study.label_entropy(np.array([0, -1]))
 
 
 def test_training_table_references() -> None:
     runs = {("toy", "face"): _history(-0.1, 2.0), ("toy", "mlp"): _history(-0.2, 0.3)}
-    table = fe.training_table(runs, {"toy": np.log(2)})
+    table = study.training_table(runs, {"toy": np.log(2)})
     row = table.loc[("toy", "face")]
     assert row["ba_lower_bound"] == pytest.approx(np.log(2) - 0.1)
     assert row["prior_loglik"] == pytest.approx(-np.log(2))
     assert row["vclub_over_H(Y)"] == pytest.approx(2.0 / np.log(2))
     assert row["ms_per_iteration"] == pytest.approx(30.0)
     with pytest.raises(ValueError, match="history lacks"):
-        fe.training_table({("toy", "face"): {"iteration": np.arange(3)}}, {"toy": 0.5})
+        study.training_table({("toy", "face"): {"iteration": np.arange(3)}}, {"toy": 0.5})
 
 
 def test_plot_learning_curves_one_column_per_dataset() -> None:
     runs = {("a", "face"): _history(), ("b", "face"): _history(), ("b", "mlp"): _history()}
-    fig = fe.plot_learning_curves(runs, {"a": 0.6, "b": 0.69}, checkpoints=[50, 100])
+    fig = figures.plot_learning_curves(runs, {"a": 0.6, "b": 0.69}, checkpoints=[50, 100])
     assert len(fig.axes) == 6
     with pytest.raises(ValueError, match="at least one"):
-        fe.plot_learning_curves({}, {})
+        figures.plot_learning_curves({}, {})
 
 
 def test_mlp_table_gap() -> None:
-    table = fe.mlp_table({"toy": {"train_accuracy": 0.9, "val_accuracy": 0.85}})
+    table = study.mlp_table({"toy": {"train_accuracy": 0.9, "val_accuracy": 0.85}})
     assert table.loc["toy", "gap"] == pytest.approx(0.05)

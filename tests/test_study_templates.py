@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from mifgsm_lib.data import FaceDataset
-from mifgsm_lib.face_models import load_face_model
-from mifgsm_lib.figures import templates as ft
+from mifgsm_lib.faces.models import load_face_model
+from mifgsm_lib.faces import dlib_resnet
+from mifgsm_lib.figures import templates as figures
+from mifgsm_lib.studies import templates as study
 from mifgsm_lib.verification import verify
 
 
@@ -26,40 +28,40 @@ def _dataset(identities: bool = True) -> FaceDataset:
 
 
 def test_dataset_table_counts_and_female_share() -> None:
-    row = ft.dataset_table([_dataset()]).loc["toy"]
+    row = study.dataset_table([_dataset()]).loc["toy"]
     assert (row["images"], row["male"], row["female"], row["unknown_gender"]) == (6, 3, 2, 1)
     assert row["female_share"] == pytest.approx(2 / 5)
 
 
 def test_identity_counts_most_photographed_first() -> None:
-    counts = ft.identity_counts(_dataset())
+    counts = study.identity_counts(_dataset())
     assert counts.index.tolist() == ["a", "c", "b"] and counts.tolist() == [3, 2, 1]
     with pytest.raises(ValueError, match="has no identities"):
-        ft.identity_counts(_dataset(identities=False))
+        study.identity_counts(_dataset(identities=False))
 
 
 def test_problems_table_splits_file_and_resolution() -> None:
-    table = ft.problems_table(_dataset())
+    table = study.problems_table(_dataset())
     assert table.iloc[0].tolist() == ["p5.jpg", "in both lists; gender unknown (-1), kept"]
 
 
 def test_fallback_table_fraction() -> None:
-    table = ft.fallback_table({"toy": np.array([True, False, False, False])})
+    table = study.fallback_table({"toy": np.array([True, False, False, False])})
     assert table.loc["toy", "fallback"] == 1 and table.loc["toy", "fraction"] == pytest.approx(0.25)
 
 
 def test_alignment_inputs_are_checked() -> None:
     with pytest.raises(ValueError, match="one chip per image"):
-        ft.alignment_examples(_dataset(), np.zeros((2, 150, 150, 3), np.uint8), [0])
+        study.alignment_examples(_dataset(), np.zeros((2, 150, 150, 3), np.uint8), [0])
     with pytest.raises(ValueError, match="at least one alignment example"):
-        ft.plot_alignment([])
+        figures.plot_alignment([])
 
 
 def test_plot_alignment_draws_originals_above_chips() -> None:
     image = np.zeros((40, 40, 3), np.uint8)
-    examples = [ft.AlignmentExample("x_0001", image, (5, 5, 30, 30), fb, np.zeros((15, 15, 3), np.uint8))
+    examples = [study.AlignmentExample("x_0001", image, (5, 5, 30, 30), fb, np.zeros((15, 15, 3), np.uint8))
                 for fb in (False, True)]
-    fig = ft.plot_alignment(examples, "title")
+    fig = figures.plot_alignment(examples, "title")
     assert len(fig.axes) == 4
     assert [p.get_edgecolor()[:3] for ax in fig.axes[:2] for p in ax.patches] == [(0.0, 1.0, 0.0), (1.0, 0.0, 0.0)]
 
@@ -70,21 +72,21 @@ def dlib_model():
 
 
 def test_network_table_counts_every_parameter(dlib_model) -> None:
-    table = ft.network_table(dlib_model.network)
+    table = study.network_table(dlib_model.network)
     assert table["parameters"].sum() == sum(p.numel() for p in dlib_model.network.parameters())
     assert table.iloc[-1]["output"] == "128"
-    assert ft.dlib_file_parameters() > table["parameters"].sum()  # the affine layers, folded in the port
+    assert study.dlib_file_parameters() > table["parameters"].sum()  # the affine layers, folded in the port
 
 
 def test_compare_with_dlib_on_noise_chips(dlib_model) -> None:
     chips = np.random.default_rng(0).integers(0, 256, size=(2, 150, 150, 3), dtype=np.uint8)
-    table = ft.compare_with_dlib(dlib_model, chips, ["a", "b"])
+    table = study.compare_with_dlib(dlib_model, chips, ["a", "b"])
     assert table["max_abs_diff"].max() <= 1e-4
     assert table["cosine"].min() > 0.999999
     with pytest.raises(ValueError, match="one name per chip"):
-        ft.compare_with_dlib(dlib_model, chips, ["a"])
+        study.compare_with_dlib(dlib_model, chips, ["a"])
     with pytest.raises(ValueError, match="uint8 array"):
-        ft.dlib_descriptors(chips.astype(np.float32))
+        dlib_resnet.dlib_descriptors(chips.astype(np.float32))
 
 
 def test_verification_table_sits_beside_published_figures() -> None:
@@ -94,11 +96,11 @@ def test_verification_table_sits_beside_published_figures() -> None:
     same = np.arange(20) % 2 == 0
     z[right[same]] = z[left[same]] + 0.01 * rng.normal(size=(same.sum(), 4))
     report = verify(z, left, right, same, folds=5)
-    table = ft.verification_table(report, "ours")
+    table = study.verification_table(report, "ours")
     assert table.loc["ours", "accuracy"] == report.accuracy_mean
-    assert table.iloc[1]["accuracy"] == ft.DLIB_PUBLISHED_LFW_ACCURACY
+    assert table.iloc[1]["accuracy"] == study.DLIB_PUBLISHED_LFW_ACCURACY
     assert np.isnan(table.iloc[1]["eer"])
-    assert len(ft.plot_verification({"ours": report}).axes) == 2
+    assert len(figures.plot_verification({"ours": report}).axes) == 2
 
 
 def test_clean_leakage_grouped_and_stratified_rows() -> None:
@@ -106,7 +108,7 @@ def test_clean_leakage_grouped_and_stratified_rows() -> None:
     y = np.repeat([0, 1], 60)
     z = rng.normal(size=(120, 5)) + 3.0 * y[:, None]
     identity = np.arange(120) // 2
-    table = ft.clean_leakage(z, y, identity, folds=3, seed=0, n_jobs=1)
+    table = study.clean_leakage(z, y, identity, folds=3, seed=0, n_jobs=1)
     assert table.index.tolist() == ["grouped by identity", "stratified, as in the paper"]
     assert (table["mean"] > 0.9).all() and (table["images"] == 120).all()
-    assert ft.clean_leakage(z, y, None, folds=3, n_jobs=1).index.tolist() == ["stratified, as in the paper"]
+    assert study.clean_leakage(z, y, None, folds=3, n_jobs=1).index.tolist() == ["stratified, as in the paper"]

@@ -9,10 +9,16 @@ epsilon = 0.015 is 3.8/255.
   templates, pretrained weights installed offline with ``face_recognition_models``;
 - ``iresnet50``: the paper's IResNet50-ArcFace (:mod:`.iresnet`), 112x112 chips,
   512-D templates, with the user's ``backbone.pth``.
+
+:data:`FACE_MODELS` is the one list of models: each entry carries how its chips are made
+(:attr:`FaceModelSpec.preprocessing`, read by :mod:`.alignment`) and how the network is built. A new model is
+one entry there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .alignment import PREPROCESSING, preprocessing
-from .config import resolve_device
-from .progress import bar
-from .dlib_resnet import DLIB_INPUT_SCALE, DlibResNet
-from .iresnet import IRESNET_INPUT_SIZE, iresnet50, load_backbone
-
-FACE_MODELS = ("dlib", "iresnet50")
-
-__all__ = ["FACE_MODELS", "PASSES", "PREPROCESSING", "FaceModel", "embed", "load_face_model", "to_tensor"]
+from mifgsm_lib.config import resolve_device
+from mifgsm_lib.faces.alignment import DETECTOR_UPSAMPLE, FALLBACK_BOX_FRACTION
+from mifgsm_lib.faces.dlib_resnet import DLIB_INPUT_SCALE, DlibResNet
+from mifgsm_lib.faces.iresnet import IRESNET_INPUT_SIZE, iresnet50, load_backbone
+from mifgsm_lib.progress import bar
 
 #: Images passed through any face model in this process: ``forward`` without a gradient, ``gradient`` with
 #: one (a forward and a backward pass); :mod:`mifgsm_lib.pipeline` adds its sweeps' share
@@ -107,6 +109,46 @@ def _iresnet50_model(weights: str | Path | None) -> FaceModel:
                      embedding_dim=network.embedding_dim, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
+@dataclass(frozen=True)
+class FaceModelSpec:
+    """One face model: how its chips are made and how its network is built from a weights file.
+
+    ``preprocessing`` is what :func:`mifgsm_lib.faces.alignment.align_faces` reads (chip side, padding,
+    landmarks, warp, detector upsampling, fallback box); it is also part of the cache key of every result.
+    ``weights`` says whether a weights file is ``"optional"`` (shipped default) or ``"required"``.
+    """
+
+    build: Callable[[str | Path | None], FaceModel]
+    preprocessing: dict[str, Any]
+    weights: str
+
+
+#: The face models, by name. The first is the embedded default.
+FACE_MODELS: dict[str, FaceModelSpec] = {
+    "dlib": FaceModelSpec(_dlib_model, {
+        "chip_size": 150, "padding": 0.25, "landmarks": "shape_predictor_5_face_landmarks.dat",
+        "warp": "dlib.get_face_chip", "detector_upsample": DETECTOR_UPSAMPLE, "fallback_box": FALLBACK_BOX_FRACTION,
+    }, weights="optional"),
+    "iresnet50": FaceModelSpec(_iresnet50_model, {
+        "chip_size": 112, "padding": 0.0, "landmarks": "shape_predictor_68_face_landmarks.dat",
+        "warp": "arcface_5point_similarity", "detector_upsample": DETECTOR_UPSAMPLE,
+        "fallback_box": FALLBACK_BOX_FRACTION,
+    }, weights="required"),
+}
+
+
+def face_model_spec(name: str) -> FaceModelSpec:
+    """The registry entry of a face model; a clear error for an unknown name."""
+    if name not in FACE_MODELS:
+        raise ValueError(f"model={name!r}: expected one of {list(FACE_MODELS)}")
+    return FACE_MODELS[name]
+
+
+def preprocessing(name: str) -> dict[str, Any]:
+    """How the chips of face model ``name`` are made (a copy of its :attr:`FaceModelSpec.preprocessing`)."""
+    return dict(face_model_spec(name).preprocessing)
+
+
 def load_face_model(
     name: str = "dlib",
     weights: str | Path | None = None,
@@ -120,10 +162,7 @@ def load_face_model(
     weights NHWC, so that every convolution runs NHWC whatever the input's layout
     (faster on CPUs with oneDNN; see ``benchmarks/bench_embedding.py``).
     """
-    builders = {"dlib": _dlib_model, "iresnet50": _iresnet50_model}
-    if name not in builders:
-        raise ValueError(f"name={name!r}: expected one of {list(FACE_MODELS)}")
-    model = builders[name](weights).eval().requires_grad_(False)
+    model = face_model_spec(name).build(weights).eval().requires_grad_(False)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return model.to(resolve_device(device), memory_format=memory_format)
 

@@ -2,22 +2,17 @@
 
 Every loader returns a :class:`FaceDataset` (image paths, identities, gender 0 = male / 1 = female /
 -1 = unknown, extra attributes) and lists in ``problems`` every label problem it found and how it was
-resolved: nothing is dropped or relabelled silently. Verification pairs follow the paper (Sec. 6.3):
-LFW's View 2 ``pairs.txt``, the same protocol (10 folds of 300 mated + 300 non-mated pairs) for Color
-FERET, and AgeDB-30 (pairs 30 years apart) for AgeDB. :func:`balanced_subset` draws the paper's
-gender-balanced subset (5,000 images). :func:`fetch` gets a dataset from a local mirror or from its
-public source with pinned sha256 (pooch); the sources and layouts are in the manifests ``data/<name>.yml``.
+resolved: nothing is dropped or relabelled silently. :func:`balanced_subset` draws the paper's
+gender-balanced subset (5,000 images).
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.resources
-import logging
 import os
 import re
-import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,17 +20,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .config import MIRROR_ENV
-from .progress import bar
-
 MALE, FEMALE, UNKNOWN = 0, 1, -1
 GENDER_NAMES = {MALE: "male", FEMALE: "female", UNKNOWN: "unknown"}
 
 #: The manifests ``data/<name>.yml`` (sources, sha256, layout) next to the package.
 def _manifest_dir() -> Path:
     """``data/`` of a source checkout, else the installed copy (package ``mifgsm_lib.manifests``)."""
-    checkout = Path(__file__).resolve().parent.parent / "data"
-    if checkout.is_dir():
+    checkout = Path(__file__).resolve().parents[2] / "data"
+    if (checkout / "lfw.yml").is_file():
         return checkout
     return Path(str(importlib.resources.files("mifgsm_lib.manifests")))
 
@@ -52,8 +44,6 @@ def load_manifest(name: str) -> dict[str, Any]:
                                 "reinstall the package: its manifests are missing")
     return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
-
-# --------------------------------------------------------------------------------------------- containers
 
 @dataclass
 class FaceDataset:
@@ -122,27 +112,39 @@ class FaceDataset:
                 "unknown_gender": int((self.gender == UNKNOWN).sum()), "problems": len(self.problems)}
 
 
-@dataclass
-class Pairs:
-    """Verification pairs: image indices ``left``/``right`` into a dataset, ``same`` (mated) and ``fold``."""
+#: Age groups: young < 30, adult 30-59, older >= 60 (the bins' left edges after the first).
+AGE_BINS: tuple[int, ...] = (30, 60)
 
-    left: np.ndarray
-    right: np.ndarray
-    same: np.ndarray
-    fold: np.ndarray
+#: The soft biometrics a protection can target, with the names of their classes by label.
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "gender": ("male", "female"),
+    "age_group": ("young (<30)", "adult (30-59)", "older (>=60)"),
+    "race": ("White", "Black", "Asian", "Indian", "Others"),  # UTKFace's codes 0-4
+}
 
-    def __post_init__(self) -> None:
-        self.left, self.right = np.asarray(self.left, dtype=np.int64), np.asarray(self.right, dtype=np.int64)
-        self.same, self.fold = np.asarray(self.same, dtype=bool), np.asarray(self.fold, dtype=np.int64)
-        if not self.left.shape == self.right.shape == self.same.shape == self.fold.shape == (len(self.left),):
-            raise ValueError("Pairs: left, right, same and fold must be 1-D arrays of one length")
 
-    def __len__(self) -> int:
-        return len(self.left)
+def attribute_labels(dataset: FaceDataset, attribute: str) -> np.ndarray:
+    """Class labels of ``attribute`` (:data:`ATTRIBUTES`) for every image of ``dataset``, -1 where unknown.
 
-    @property
-    def n_folds(self) -> int:
-        return int(self.fold.max()) + 1 if len(self) else 0
+    ``age_group`` bins the age at :data:`AGE_BINS`; ``race`` is UTKFace's code 0-4. A clear error where the
+    dataset has no such labels, or fewer than two classes of them (the MI gradient and setting B need two).
+    """
+    if attribute == "gender":
+        y = dataset.gender
+    elif attribute in ("age_group", "race"):
+        source = "age" if attribute == "age_group" else "race"
+        if source not in dataset.attributes:
+            raise ValueError(f"attribute {attribute!r}: dataset {dataset.name!r} has no {source!r} labels "
+                             f"(it has {sorted(dataset.attributes)})")
+        y = np.digitize(dataset.attributes["age"], AGE_BINS) if attribute == "age_group" else dataset.attributes["race"]
+    else:
+        raise ValueError(f"attribute={attribute!r}: expected one of {list(ATTRIBUTES)}")
+    labels = np.asarray(y, dtype=np.int64)
+    classes = np.unique(labels[labels >= 0])
+    if classes.size < 2:
+        raise ValueError(f"attribute {attribute!r}: {classes.size} class(es) {classes.tolist()} among {labels.size} "
+                         "images; expected at least two (the MI gradient and setting B need them)")
+    return labels
 
 
 # --------------------------------------------------------------------------------------------- loaders
@@ -387,80 +389,10 @@ LOADERS: dict[str, Callable[..., FaceDataset]] = {
 }
 
 
-def _check_name(name: str) -> None:
+def check_dataset_name(name: str) -> None:
+    """A clear error unless ``name`` is a dataset this library loads."""
     if name not in LOADERS:
         raise ValueError(f"dataset={name!r}: expected one of {', '.join(LOADERS)}")
-
-
-def _looks_like(name: str, folder: Path) -> bool:
-    """Whether ``folder`` holds dataset ``name`` in its manifest's layout (each ``required`` pattern matches)."""
-    return folder.is_dir() and not _missing(folder, load_manifest(name), check_registry=False)
-
-
-def dataset_dir(name: str, data_dir: Path | str, mirror: Path | str | None = None) -> Path:
-    """The folder dataset ``name`` is loaded from: the first of ``<data_dir>/<name>``, ``data_dir`` itself and
-    ``<mirror>/<name>`` (argument or ``$MIFGSM_MIRROR``) laid out as the manifest says (``folder``: ``data_dir``)."""
-    _check_name(name)
-    data_dir = Path(data_dir)
-    if name == "folder":
-        return data_dir
-    mirror = mirror or os.environ.get(MIRROR_ENV)
-    candidates = [data_dir / name, data_dir] + ([Path(mirror) / name] if mirror else [])
-    found = next((c for c in candidates if _looks_like(name, c)), None)
-    if found is not None:
-        return found
-    if (data_dir / name).is_dir():
-        lacking = _missing(data_dir / name, load_manifest(name), check_registry=False)
-        raise FileNotFoundError(f"{name}: {data_dir / name} is incomplete (nothing matches {lacking}); "
-                                f"run `mifgsm data fetch {name}` again")
-    raise FileNotFoundError(f"{name}: no dataset folder {data_dir / name}; get it with `mifgsm data fetch {name}` "
-                            f"(add --mirror DIR or set {MIRROR_ENV} to use a local mirror)")
-
-
-def load_dataset(name: str, data_dir: Path | str, **kw: Any) -> FaceDataset:
-    """Load dataset ``name`` from ``data_dir``: the folder holding ``<name>/`` (as :func:`fetch` makes it) or
-    the dataset folder itself, see :func:`dataset_dir`. Options: lfw ``images`` (sub-folder), ``unknown_gender``
-    ('keep' or 'error'); colorferet ``images_dir``; folder ``labels`` (the CSV, default ``labels.csv``)."""
-    root = dataset_dir(name, data_dir)
-    return LOADERS[name](root, **kw)
-
-
-# --------------------------------------------------------------------------------------------- protocols
-
-def read_pairs(path: Path | str, dataset: FaceDataset) -> Pairs:
-    """LFW pairs file into indices of ``dataset``: first line ``<folds>\\t<n>`` (View 2: ``10\\t300``; a single
-    ``<n>`` is one fold, as in pairsDevTrain.txt), then per fold n matched ``name i j`` and n mismatched
-    ``name1 i name2 j`` lines."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pairs file {path} not found")
-    lines = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not lines or len(lines[0]) not in (1, 2) or not all(v.isdigit() and int(v) > 0 for v in lines[0]):
-        raise ValueError(f"{path}: first line {' '.join(lines[0]) if lines else ''!r}: expected '<folds>\\t<pairs "
-                         "per fold>' (View 2: '10\\t300')")
-    n_folds, n = (1, int(lines[0][0])) if len(lines[0]) == 1 else map(int, lines[0])
-    if len(lines) - 1 != 2 * n_folds * n:
-        raise ValueError(f"{path}: header says {n_folds} folds x ({n} matched + {n} mismatched) = "
-                         f"{2 * n_folds * n} pairs, but the file has {len(lines) - 1} pair lines")
-    index = {image_id: k for k, image_id in enumerate(dataset.image_ids.tolist())}
-    rows = []
-    for k, fields in enumerate(lines[1:]):
-        fold, same = k // (2 * n), k % (2 * n) < n
-        shape = "'name i j' (matched)" if same else "'name1 i name2 j' (mismatched)"
-        sides = [(fields[0], fields[1]), (fields[0], fields[2])] if same and len(fields) == 3 \
-            else [(fields[0], fields[1]), (fields[2], fields[3])] if not same and len(fields) == 4 else []
-        if not sides or not all(number.isdigit() for _, number in sides):
-            raise ValueError(f"{path} line {k + 2}: {' '.join(fields)!r}, expected {shape}")
-        ends = []
-        for name, number in sides:
-            image = f"{name}_{int(number):04d}"
-            if image not in index:
-                raise ValueError(f"{path} line {k + 2}: image {image} is not in the dataset "
-                                 f"({dataset.name} at {dataset.root}, {len(dataset)} images)")
-            ends.append(index[image])
-        rows.append((*ends, same, fold))
-    left, right, same, fold = zip(*rows)
-    return Pairs(np.array(left), np.array(right), np.array(same), np.array(fold))
 
 
 def balanced_subset(labels: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, str]:
@@ -487,175 +419,3 @@ def balanced_subset(labels: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, 
     return indices, message
 
 
-def _protocol_pairs(dataset: FaceDataset, n_pairs: int, n_folds: int, seed: int, age_gap: int | None) -> Pairs:
-    """Pairs in the style of LFW View 2: people are split into ``n_folds`` disjoint groups of about equal
-    image count, and each fold draws n_pairs/(2 n_folds) mated and as many non-mated pairs within its group,
-    uniformly among the pairs allowed (with ``age_gap``: exactly that many years between the two images)."""
-    if not dataset.has_identities:
-        raise ValueError(f"dataset {dataset.name!r} has no identities: verification pairs need them")
-    if n_pairs <= 0 or n_pairs % (2 * n_folds):
-        raise ValueError(f"n_pairs={n_pairs}: expected a positive multiple of 2 x n_folds = {2 * n_folds}")
-    if age_gap is not None and "age" not in dataset.attributes:
-        raise ValueError(f"dataset {dataset.name!r} has no 'age' attribute for age_gap={age_gap}")
-    per_fold = n_pairs // (2 * n_folds)
-    rng = np.random.default_rng(seed)
-    people = rng.permutation(np.unique(dataset.identity))
-    sizes = np.bincount(dataset.identity)
-    fold_of, load = np.zeros(len(sizes), dtype=np.int64), np.zeros(n_folds, dtype=np.int64)
-    for person in people:  # greedy: each person goes to the fold with the fewest images so far
-        fold_of[person] = np.argmin(load)
-        load[fold_of[person]] += sizes[person]
-    person_fold = fold_of[dataset.identity]
-    parts = []
-    for fold in range(n_folds):
-        idx = np.flatnonzero(person_fold == fold)
-        i, j = np.triu_indices(len(idx), 1)
-        allowed = np.ones(len(i), dtype=bool) if age_gap is None else \
-            np.abs(dataset.attributes["age"][idx[i]] - dataset.attributes["age"][idx[j]]) == age_gap
-        mated = dataset.identity[idx[i]] == dataset.identity[idx[j]]
-        for same in (True, False):
-            candidates = np.flatnonzero(allowed & (mated == same))
-            if len(candidates) < per_fold:
-                gap = f" {age_gap} years apart" if age_gap is not None else ""
-                raise ValueError(f"{dataset.name}: fold {fold} has only {len(candidates)} "
-                                 f"{'mated' if same else 'non-mated'} pairs{gap}, {per_fold} needed "
-                                 f"(lower n_pairs={n_pairs} or use more images)")
-            chosen = np.sort(rng.choice(candidates, per_fold, replace=False))
-            parts.append((idx[i[chosen]], idx[j[chosen]], np.full(per_fold, same), np.full(per_fold, fold)))
-    return Pairs(*(np.concatenate(column) for column in zip(*parts)))
-
-
-def lfw_protocol_pairs(dataset: FaceDataset, seed: int, n_pairs: int = 6000, n_folds: int = 10) -> Pairs:
-    """The LFW protocol on another dataset (the paper's Color FERET, Sec. 6.3): 10 folds of 300 mated and
-    300 non-mated pairs, 3,000 + 3,000 in all, people not crossing folds."""
-    return _protocol_pairs(dataset, n_pairs, n_folds, seed, age_gap=None)
-
-
-def agedb30_pairs(dataset: FaceDataset, n_pairs: int = 6000, seed: int = 0, n_folds: int = 10,
-                  age_gap: int = 30) -> Pairs:
-    """AgeDB-30 (Moschoglou et al. 2017; the paper, Sec. 6.3): 10 folds of 300 mated and 300 non-mated
-    pairs whose two images are exactly 30 years apart, people not crossing folds."""
-    return _protocol_pairs(dataset, n_pairs, n_folds, seed, age_gap=age_gap)
-
-
-def dataset_pairs(dataset: FaceDataset, seed: int = 0) -> Pairs:
-    """The verification pairs the paper uses for a dataset: LFW's pairs.txt, AgeDB-30 for AgeDB, the LFW
-    protocol for the others (Sec. 6.3)."""
-    if dataset.name == "lfw":
-        return read_pairs(dataset.root / load_manifest("lfw")["layout"]["pairs"], dataset)
-    if dataset.name == "agedb":
-        return agedb30_pairs(dataset, seed=seed)
-    return lfw_protocol_pairs(dataset, seed=seed)
-
-
-# --------------------------------------------------------------------------------------------- fetching
-
-def _missing(folder: Path, manifest: Mapping[str, Any], check_registry: bool = True) -> list[str]:
-    """What ``folder`` lacks: ``required`` patterns without a match, then (optionally) registry files."""
-    lacking = [p for p in manifest.get("required", []) if next(folder.glob(p), None) is None]
-    if check_registry:
-        lacking += [name for name, _ in _registry(manifest) if not (folder / name).is_file()]
-    return lacking
-
-
-def _registry(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [tuple(line.split()) for line in manifest.get("registry", "").splitlines() if line.strip()]
-
-
-def _from_mirror(name: str, mirror: Path, target: Path, manifest: Mapping[str, Any]) -> Path:
-    """Link ``<mirror>/<name>`` to ``target`` (a symlink; a copy where links are not possible)."""
-    source = mirror / name
-    if not source.is_dir():
-        raise FileNotFoundError(f"mirror {mirror} has no {name}/ folder (--mirror or {MIRROR_ENV} must name the "
-                                f"folder that holds {name}/)")
-    lacking = _missing(source, manifest)
-    if lacking:
-        raise FileNotFoundError(f"mirror folder {source} is incomplete: nothing matches {lacking[:5]}")
-    if target.is_symlink():
-        target.unlink()
-    elif target.exists():
-        raise FileExistsError(f"{target} exists but is incomplete ({_missing(target, manifest)[:5]} missing); "
-                              "move it away to link the mirror there")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        target.symlink_to(source.resolve(), target_is_directory=True)
-    except OSError:
-        shutil.copytree(source, target)
-    return target
-
-
-def _download(name: str, manifest: Mapping[str, Any], target: Path, progress: bool) -> None:
-    """Download every file of the manifest with pooch, each checked against its pinned sha256."""
-    import pooch
-    import requests
-
-    jobs = [(f["url"], f["sha256"], f["fname"], f.get("unpack")) for f in manifest.get("files", [])]
-    jobs += [(manifest["base_url"] + fname, sha, fname, None) for fname, sha in _registry(manifest)]
-    logger = pooch.get_logger()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        for url, sha256, fname, unpack in bar(jobs, desc=f"fetch {name}", disable=not progress or len(jobs) < 10):
-            try:
-                pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=fname,
-                               path=target / "downloads" if unpack else target,
-                               processor=pooch.Untar(extract_dir=str(target)) if unpack == "tar" else None,
-                               progressbar=progress and len(jobs) < 10)
-            except requests.exceptions.RequestException as exc:
-                raise ConnectionError(
-                    f"{name}: could not download {fname} from {url} ({exc}). To get the data, connect to the "
-                    f"internet and retry, or use a local mirror: `mifgsm data fetch {name} --mirror DIR` or "
-                    f"{MIRROR_ENV}=DIR, where DIR holds {name}/ in the layout of data/{name}.yml") from exc
-            except ValueError as exc:
-                if "hash" not in str(exc).lower():
-                    raise
-                raise ValueError(f"{name}: {fname} from {url} does not match its pinned sha256 {sha256}; "
-                                 f"refused, not kept ({exc})") from exc
-    finally:
-        logger.setLevel(level)
-
-
-def fetch(name: str, data_dir: Path | str, mirror: Path | str | None = None, progress: bool = True,
-          manifest: Mapping[str, Any] | None = None) -> Path:
-    """Make ``<data_dir>/<name>`` hold dataset ``name`` and return it.
-
-    Nothing is done when it is already complete. With a mirror (``mirror`` or ``$MIFGSM_MIRROR``) the
-    mirror's ``<name>/`` is linked (or copied); otherwise the files of the manifest (``data/<name>.yml``,
-    or ``manifest``) are downloaded with pooch and checked against their pinned sha256.
-    """
-    if name == "folder" or name not in LOADERS:
-        raise ValueError(f"dataset={name!r}: fetch knows {', '.join(n for n in LOADERS if n != 'folder')}")
-    manifest = manifest if manifest is not None else load_manifest(name)
-    target = Path(data_dir) / name
-    if target.is_dir() and not _missing(target, manifest):
-        return target
-    mirror = mirror or os.environ.get(MIRROR_ENV)
-    if mirror:
-        return _from_mirror(name, Path(mirror), target, manifest)
-    if "access" in manifest:
-        raise FileNotFoundError(manifest["access"].replace("<data_dir>", str(Path(data_dir))))
-    _download(name, manifest, target, progress)
-    lacking = _missing(target, manifest)
-    if lacking:
-        raise FileNotFoundError(f"{name}: after downloading, {target} still lacks {lacking[:5]}")
-    return target
-
-
-def info(name: str, data_dir: Path | str, **kw: Any) -> dict[str, Any]:
-    """What ``mifgsm data info`` reports (JSON-serialisable): counts, genders, attributes, every problem,
-    the size of the first image and, with identities, the number of verification pairs."""
-    from PIL import Image
-
-    dataset = load_dataset(name, data_dir, **kw)
-    report = dataset.summary()
-    with Image.open(dataset.abs_paths()[0]) as image:
-        report["image_size"] = list(image.size)
-    report["attributes"] = sorted(dataset.attributes)
-    report["problems"] = list(dataset.problems)
-    report["pairs"] = None
-    if dataset.has_identities:
-        try:
-            report["pairs"] = len(dataset_pairs(dataset))
-        except (ValueError, FileNotFoundError) as exc:
-            report["problems"].append(f"verification pairs: {exc}")
-    return report

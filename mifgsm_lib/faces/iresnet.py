@@ -17,8 +17,8 @@ import pooch
 import torch
 from torch import nn
 
-from .cache import load_state_dict
-from .config import default_data_dir
+from mifgsm_lib.cache import load_state_dict
+from mifgsm_lib.config import default_data_dir
 
 #: Residual blocks per stage of IResNet50.
 IRESNET50_LAYERS = (3, 4, 14, 3)

@@ -30,8 +30,8 @@ import numpy as np
 from PIL import Image
 from skimage.transform import SimilarityTransform, warp
 
-from .dlib_resnet import dlib_model_file
-from .progress import bar
+from mifgsm_lib.faces.dlib_resnet import dlib_model_file
+from mifgsm_lib.progress import bar
 
 #: Upsampling passes of dlib's frontal face detector.
 DETECTOR_UPSAMPLE = 1
@@ -44,34 +44,6 @@ ARCFACE_TEMPLATE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
 )
-
-#: How each face model's chips are made; also the cache-key parameters of the chips.
-PREPROCESSING: dict[str, dict[str, Any]] = {
-    "dlib": {
-        "chip_size": 150,
-        "padding": 0.25,
-        "landmarks": "shape_predictor_5_face_landmarks.dat",
-        "warp": "dlib.get_face_chip",
-        "detector_upsample": DETECTOR_UPSAMPLE,
-        "fallback_box": FALLBACK_BOX_FRACTION,
-    },
-    "iresnet50": {
-        "chip_size": 112,
-        "padding": 0.0,
-        "landmarks": "shape_predictor_68_face_landmarks.dat",
-        "warp": "arcface_5point_similarity",
-        "detector_upsample": DETECTOR_UPSAMPLE,
-        "fallback_box": FALLBACK_BOX_FRACTION,
-    },
-}
-
-
-def preprocessing(model_name: str) -> dict[str, Any]:
-    """The preprocessing of a face model (a copy); a clear error for an unknown name."""
-    if model_name not in PREPROCESSING:
-        raise ValueError(f"model_name={model_name!r}: expected one of {sorted(PREPROCESSING)}")
-    return dict(PREPROCESSING[model_name])
-
 
 @dataclass
 class AlignmentResult:
@@ -128,11 +100,11 @@ def arcface_chip(image: np.ndarray, points: np.ndarray, size: int = 112) -> np.n
 
 
 class FaceAligner:
-    """dlib's detector and shape predictor, producing one model's chips."""
+    """dlib's detector and shape predictor, producing the chips of one preprocessing (a face model's
+    :attr:`mifgsm_lib.faces.models.FaceModelSpec.preprocessing`)."""
 
-    def __init__(self, model_name: str = "dlib") -> None:
-        self.model_name = model_name
-        self.spec = preprocessing(model_name)
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = dict(spec)
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(str(dlib_model_file(self.spec["landmarks"])))
 
@@ -160,9 +132,9 @@ class FaceAligner:
 _WORKER_ALIGNER: FaceAligner | None = None
 
 
-def _init_worker(model_name: str) -> None:
+def _init_worker(spec: dict[str, Any]) -> None:
     global _WORKER_ALIGNER
-    _WORKER_ALIGNER = FaceAligner(model_name)
+    _WORKER_ALIGNER = FaceAligner(spec)
 
 
 def _align_in_worker(item: tuple[int, str | Path | np.ndarray]) -> tuple[np.ndarray, bool]:
@@ -177,17 +149,21 @@ def _as_image(image: str | Path | np.ndarray, index: int) -> np.ndarray:
 
 def align_faces(
     images: Sequence[str | Path | np.ndarray] | np.ndarray,
-    model_name: str = "dlib",
+    spec: dict[str, Any] | str = "dlib",
     progress: bool = True,
     workers: int = 1,
 ) -> AlignmentResult:
-    """Align every image (paths or (H, W, 3) uint8 RGB arrays) for ``model_name``.
+    """Align every image (paths or (H, W, 3) uint8 RGB arrays) with the preprocessing ``spec``: a face model's
+    :attr:`~mifgsm_lib.faces.models.FaceModelSpec.preprocessing`, or the name of a registered face model.
 
     Every image yields a chip, in order; ``fallback[i]`` says whether image i had
     no detected face and was aligned from the centred fallback box. ``workers > 1``
     runs the images in a process pool (each process loads dlib's models once).
     """
-    spec = preprocessing(model_name)
+    if isinstance(spec, str):
+        from mifgsm_lib.faces.models import preprocessing  # the registry imports this module
+
+        spec = preprocessing(spec)
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}: expected a positive integer")
     if len(images) == 0:
@@ -198,14 +174,14 @@ def align_faces(
     items = list(enumerate(images))
 
     def collect(results: Iterator[tuple[np.ndarray, bool]]) -> None:
-        shown = bar(results, total=len(items), desc=f"aligning ({model_name})", disable=not progress)
+        shown = bar(results, total=len(items), desc=f"aligning ({spec['warp']}, {spec['chip_size']} px)", disable=not progress)
         for i, (chip, used_fallback) in enumerate(shown):
             chips[i], fallback[i] = chip, used_fallback
 
     if workers == 1:
-        aligner = FaceAligner(model_name)
+        aligner = FaceAligner(spec)
         collect(aligner(_as_image(image, i)) for i, image in items)
     else:
-        with Pool(workers, initializer=_init_worker, initargs=(model_name,)) as pool:
+        with Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
             collect(pool.imap(_align_in_worker, items, chunksize=16))
     return AlignmentResult(chips=chips, fallback=fallback)
