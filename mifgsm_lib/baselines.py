@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.decomposition import PCA, FastICA
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_selection import SelectorMixin
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -31,6 +32,37 @@ from mifgsm_lib.progress import bar
 
 #: Domains Multi-IVE can eliminate in.
 DOMAINS = ("pca", "ica")
+
+
+#: Multi-IVE's locked principal components (the paper: PCA domain, 5 locked, after Melzi et al.).
+LOCKED_COMPONENTS = 5
+
+#: Elimination steps of both baselines; with ``dim // 16`` dimensions per step the curve runs from the
+#: full template down to an eighth of it (dlib: 128 -> 16 dimensions, 8 per step).
+ELIMINATION_STEPS = 14
+
+#: The dataset the baselines' importance estimators are trained on by default (the evaluated one is another).
+TRAIN_DATASET = "utkface"
+
+
+def train_dataset_for(dataset: str) -> str:
+    """Where the baselines learn for an evaluated ``dataset``: :data:`TRAIN_DATASET`, or LFW when UTKFace itself is
+    evaluated (the paper trains them "using a different dataset than the evaluation set")."""
+    return "lfw" if dataset == TRAIN_DATASET else TRAIN_DATASET
+
+
+def elimination_plan(dim: int, n_locked: int = LOCKED_COMPONENTS, n_steps: int = ELIMINATION_STEPS) -> tuple[int, int]:
+    """``(n_per_step, n_steps)`` of IVE and Multi-IVE for ``dim``-dimensional templates.
+
+    ``dim // 16`` dimensions per step (dlib's 128: 8; ArcFace's 512: 32) for ``n_steps`` steps, fewer where
+    the ``dim - n_locked`` eliminable components of Multi-IVE run out.
+    """
+    if not isinstance(dim, (int, np.integer)) or dim < n_locked + 2:
+        raise ValueError(f"dim={dim!r}: expected a template dimension of at least n_locked + 2 = {n_locked + 2}")
+    if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps={n_steps!r}: expected a positive number of elimination steps")
+    per_step = max(1, int(dim) // 16)
+    return per_step, min(int(n_steps), (int(dim) - n_locked - 1) // per_step)
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -207,21 +239,23 @@ class IVE(_IncrementalEliminationMixin, SelectorMixin, BaseEstimator):
 class MultiIVE(_IncrementalEliminationMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Multi-IVE (Melzi et al., WACV 2023): IVE in a full-dimension PCA/ICA domain with locked components.
 
-    ``fit`` learns the domain (``PCA(n_components=d, whiten=False)`` or ``FastICA(n_components=d)``) on the
+    As the authors' released code (otroshi/multi-ive, ``main.py`` and ``evaluate_IVE.py``) runs it: ``fit``
+    standardises the templates (a ``StandardScaler`` fitted on the training templates, ``standardize=True``),
+    learns the domain (``PCA(n_components=d, whiten=False)`` or ``FastICA(n_components=d)``) on the standardised
     templates, then runs IVE on the domain coordinates, never eliminating the first ``n_locked`` components
     (the highest-variance principal components, which carry most of the identity).
 
     What *eliminate* means here: an eliminated component is set to zero in the domain and the templates
-    are projected back with the domain's inverse, so the output keeps dimension ``d`` and lives in the
-    template space. This is what "preserving dimensionality" means in the Multi-IVE paper, and what the
-    authors' released code does (zero the masked PCA coordinates, then ``inverse_transform``). With PCA
-    (orthonormal, not whitened, all ``d`` components) the back-projection is an isometry, so the Euclidean
-    verification distance between protected templates equals the distance between their domain
-    coordinates over the kept components: the verification metric stays meaningful and comparable with
-    the unprotected templates. (Zeroing a PCA coordinate replaces it by the training mean along that
-    axis.) The domain is learned once and the eliminations accumulate in it, as in the authors' evaluation
-    script. ICA components have no order, so ``domain="ica"`` takes ``n_locked=0`` (the authors lock
-    components only in their PCA settings).
+    are projected back with the domain's inverse, so the output keeps dimension ``d``. This is what
+    "preserving dimensionality" means in the Multi-IVE paper, and what the authors' code does (zero the masked
+    PCA coordinates, then ``inverse_transform``). The domain is learned once and the eliminations accumulate in
+    it, as in the authors' evaluation script. ICA components have no order, so ``domain="ica"`` takes
+    ``n_locked=0`` (the authors lock components only in their PCA settings).
+
+    One difference from the released code: the authors leave the protected templates standardised (and compare
+    them there); here they are scaled back to the template space (``inverse_transform`` of the scaler), so that
+    step 0 returns the clean templates exactly and every method's EER is measured in the same space as the
+    clean templates'. ``standardize=False`` runs PCA on the raw templates (this library's earlier reading).
 
     Parameters
     ----------
@@ -229,9 +263,11 @@ class MultiIVE(_IncrementalEliminationMixin, OneToOneFeatureMixin, TransformerMi
     n_locked : leading components never eliminated (paper: 5 with PCA).
     n_per_step, n_steps, n_estimators, random_state, n_jobs, progress : as in :class:`IVE`;
         ``n_per_step * n_steps`` must be at most ``d - n_locked``. ``random_state`` also seeds FastICA.
+    standardize : standardise the templates before the domain (the authors' code; default).
 
     Attributes
     ----------
+    scaler_ : the fitted ``StandardScaler`` (``None`` with ``standardize=False``).
     domain_ : the fitted ``PCA`` or ``FastICA``.
     eliminated_, kept_, n_steps_fitted_, n_features_in_ : as in :class:`IVE`, indices of domain components.
     """
@@ -246,6 +282,7 @@ class MultiIVE(_IncrementalEliminationMixin, OneToOneFeatureMixin, TransformerMi
         random_state: int | np.random.RandomState | None = None,
         n_jobs: int | None = None,
         progress: bool = True,
+        standardize: bool = True,
     ) -> None:
         self.domain = domain
         self.n_locked = n_locked
@@ -255,6 +292,7 @@ class MultiIVE(_IncrementalEliminationMixin, OneToOneFeatureMixin, TransformerMi
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.progress = progress
+        self.standardize = standardize
 
     def _make_domain(self, n_features: int) -> PCA | FastICA:
         """An unfitted full-dimension projection for ``self.domain``."""
@@ -278,9 +316,22 @@ class MultiIVE(_IncrementalEliminationMixin, OneToOneFeatureMixin, TransformerMi
                 f"X has n_samples={X.shape[0]} < n_features={X.shape[1]}: a full-dimension {self.domain.upper()}"
                 " domain needs at least as many templates as dimensions"
             )
-        self.domain_ = domain.fit(X)
-        self._fit_eliminations(self.domain_.transform(X), y, n_locked=self.n_locked)
+        self.scaler_ = StandardScaler().fit(X) if self.standardize else None
+        Xs = self.scaler_.transform(X) if self.standardize else X
+        self.domain_ = domain.fit(Xs)
+        self._fit_eliminations(self.domain_.transform(Xs), y, n_locked=self.n_locked)
         return self
+
+    def to_domain(self, X: np.ndarray) -> np.ndarray:
+        """Templates -> domain coordinates (standardised first where ``standardize``)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self.domain_.transform(self.scaler_.transform(X) if self.scaler_ is not None else X)
+
+    def from_domain(self, Z: np.ndarray) -> np.ndarray:
+        """Domain coordinates -> templates (the scaler undone where ``standardize``)."""
+        X = self.domain_.inverse_transform(Z)
+        return self.scaler_.inverse_transform(X) if self.scaler_ is not None else X
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Protected templates (n, d): all ``n_steps`` eliminations applied."""
@@ -291,15 +342,14 @@ class MultiIVE(_IncrementalEliminationMixin, OneToOneFeatureMixin, TransformerMi
         """The templates reduced to the ``n_locked`` locked components (every other one zeroed), back in template
         space: what no number of steps ever removes, hence Multi-IVE's privacy floor (beyond the paper)."""
         check_is_fitted(self)
-        Z = self.domain_.transform(validate_data(self, X, reset=False, dtype=np.float64))
+        Z = self.to_domain(X)
         Z[:, self.n_locked:] = 0.0
-        return self.domain_.inverse_transform(Z)
+        return self.from_domain(Z)
 
     def transform_at_step(self, X: np.ndarray, k: int) -> np.ndarray:
         """Templates after the first ``k`` steps, back in template space (``k=0``: ``X`` up to round-off)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        Z = self.domain_.transform(X)
+        Z = self.to_domain(X)
         removed = np.setdiff1d(np.arange(self.n_features_in_), self._kept_at_step(_check_step(k, self.n_steps_fitted_)))
         Z[:, removed] = 0.0
-        return self.domain_.inverse_transform(Z)
+        return self.from_domain(Z)

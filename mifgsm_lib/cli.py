@@ -1,6 +1,9 @@
 """The ``mifgsm`` command: data, embed, verify, attack, evaluate and book.
 
-Every subcommand that reports results takes ``--json`` and then prints one JSON object on stdout.
+Every subcommand that reports results takes ``--json`` and then prints one JSON object on stdout; each says on
+stderr (and in the JSON) which data folder it read. A user error (a missing or unreadable file, a bad value, no
+network) ends with one line on stderr naming the file or parameter, and exit code 2; a bug still shows its
+traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ def _common(p: argparse.ArgumentParser, dataset: bool = True) -> None:
         p.add_argument("--dataset", default="lfw", help="dataset name (lfw, utkface, agedb, colorferet, folder)")
     p.add_argument("--data-dir", default=None, help="data folder (default $MIFGSM_DATA or ~/.cache/mifgsm/data)")
     p.add_argument("--model", default="dlib", choices=list(FACE_MODELS),
-                   help="face model (dlib: the embedded default; iresnet50 needs its weights)")
+                   help="face model (dlib: the embedded default; iresnet50 needs --weights)")
+    p.add_argument("--labels", default="labels.csv", help="the CSV of a `folder` dataset, relative to --data-dir")
+    p.add_argument("--weights", default=None, help="the face model's weights file or URL (iresnet50: backbone.pth)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="default", choices=sorted(PROFILES))
@@ -42,9 +47,31 @@ def _common(p: argparse.ArgumentParser, dataset: bool = True) -> None:
 
 def _config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
-        dataset=getattr(args, "dataset", "lfw"), data_dir=args.data_dir, model=args.model, device=args.device,
-        seed=args.seed, profile=args.profile, artifacts_dir=args.artifacts,
+        dataset=getattr(args, "dataset", "lfw"), data_dir=args.data_dir, labels=args.labels, model=args.model,
+        weights=args.weights,
+        device=args.device, seed=args.seed, profile=args.profile, artifacts_dir=args.artifacts,
     )
+
+
+def _read_from(cfg: RunConfig, command: str) -> str:
+    """The folder the configured dataset is read from, said on stderr once."""
+    from mifgsm_lib import pipeline
+
+    root = str(pipeline.dataset(cfg).root)
+    print(f"mifgsm {command}: reading {cfg.dataset} from {root}", file=sys.stderr)
+    return root
+
+
+def _output(path: str, name: str = "--out") -> Path:
+    """An output file path, checked before any work: not a folder, its parent a folder (created if missing)."""
+    out = Path(path)
+    if out.is_dir():
+        raise IsADirectoryError(f"{name} {out}: is a folder; expected a file name such as {out / 'result.npz'}")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"{name} {out}: {parent} is a file, not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _eps_list(values: Sequence[str]) -> list[float]:
@@ -70,14 +97,36 @@ def cmd_data(args: argparse.Namespace) -> dict[str, Any]:
     return data.info(args.name, data_dir)
 
 
-def _load_templates_file(path: str) -> dict[str, np.ndarray]:
+def _templates_file(path: str, cfg: RunConfig, by_image: bool = True) -> dict[str, np.ndarray]:
+    """A templates file of ``mifgsm embed`` or ``mifgsm attack`` with its ``templates`` and ``gender``. Where rows are
+    matched to the configured dataset's images (``by_image``: pairs, the MLP), it must also name its images
+    (``image_ids``) and its face model, and that model must be the configured one."""
     from mifgsm_lib.cache import load_npz
 
     arrays = load_npz(Path(path))
-    for key in ("templates", "gender"):
+    for key in ("templates", "gender") + (("image_ids", "model") if by_image else ()):
         if key not in arrays:
-            raise ValueError(f"{path}: expected an .npz written by `mifgsm embed` or `mifgsm attack` with a {key!r} array")
+            raise ValueError(f"{path}: expected an .npz written by `mifgsm embed` or `mifgsm attack`, with a {key!r} "
+                             "array")
+    if by_image and str(arrays["model"]) != cfg.model:
+        raise ValueError(f"{path}: templates of face model {str(arrays['model'])!r}, but --model is {cfg.model!r}")
     return arrays
+
+
+def _aligned(arrays: dict[str, np.ndarray], cfg: RunConfig, path: str, needed: np.ndarray) -> np.ndarray:
+    """The file's templates in the order of the configured dataset's images, by image id: a template for each image
+    of ``needed`` (dataset indices) is required, and a file of another dataset is refused."""
+    from mifgsm_lib import pipeline
+
+    ids = pipeline.dataset(cfg).image_ids
+    row_of = {str(i): k for k, i in enumerate(arrays["image_ids"].tolist())}
+    missing = [str(ids[i]) for i in needed if str(ids[i]) not in row_of]
+    if missing:
+        raise ValueError(f"{path}: has no template of {len(missing)} image(s) of {cfg.dataset!r} that are needed "
+                         f"(e.g. {missing[:3]}); was it made from another dataset, or with --subset?")
+    z = np.zeros((len(ids), arrays["templates"].shape[1]), dtype=arrays["templates"].dtype)
+    z[needed] = arrays["templates"][[row_of[str(ids[i])] for i in needed]]
+    return z
 
 
 def cmd_embed(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,22 +134,29 @@ def cmd_embed(args: argparse.Namespace) -> dict[str, Any]:
     from mifgsm_lib.cache import save_npz
 
     cfg = _config(args)
+    out = _output(args.out)
+    root = _read_from(cfg, "embed")
     arrays = pipeline.templates(cfg)
     meta = {"preprocessing": json.dumps(pipeline.model_key(cfg)), "dataset": cfg.dataset}
-    save_npz(Path(args.out), {**arrays, **{k: np.asarray(v) for k, v in meta.items()}})
-    return {"out": args.out, "images": int(len(arrays["templates"])), "dim": int(arrays["templates"].shape[1]),
-            "fallback_alignments": int(arrays["fallback"].sum())}
+    save_npz(out, {**arrays, **{k: np.asarray(v) for k, v in meta.items()}})
+    return {"out": str(out), "data_folder": root, "images": int(len(arrays["templates"])),
+            "dim": int(arrays["templates"].shape[1]), "fallback_alignments": int(arrays["fallback"].sum())}
 
 
 def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
-    from mifgsm_lib import data, pipeline, verification
+    from mifgsm_lib import pipeline, verification
 
     cfg = _config(args)
-    ds = pipeline.dataset(cfg)
-    z = _load_templates_file(args.templates)["templates"] if args.templates else pipeline.templates(cfg)["templates"]
-    pairs = data.dataset_pairs(ds, seed=cfg.seed)
+    root = _read_from(cfg, "verify")
+    pairs = pipeline.pairs(cfg)
+    if args.templates:
+        needed = np.unique(np.concatenate([pairs.left, pairs.right]))
+        z = _aligned(_templates_file(args.templates, cfg), cfg, args.templates, needed)
+    else:
+        z = pipeline.templates(cfg)["templates"]
     report = verification.verify(z, pairs.left, pairs.right, pairs.same, pairs.fold)
-    return {"dataset": cfg.dataset, "model": cfg.model, **report.as_dict()}
+    return {"dataset": cfg.dataset, "data_folder": root, "model": cfg.model, **report.as_dict(),
+            "pair_problems": pairs.problems}
 
 
 def cmd_attack(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,48 +165,112 @@ def cmd_attack(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = _config(args)
     eps = _eps_list(args.eps)
+    out = _output(args.out)
+    if args.images_out and Path(args.images_out).is_file():
+        raise NotADirectoryError(f"--images-out {args.images_out}: is a file; expected a folder")
+    root = _read_from(cfg, "attack")
     ds = pipeline.dataset(cfg)
     indices = pipeline.subset(cfg) if args.subset else np.arange(len(ds))
     per_eps = pipeline.perturbed_templates(cfg, args.method, eps, indices, mode=args.mode, batch_size=args.batch_size)
     arrays: dict[str, np.ndarray] = {
         "eps": np.asarray(eps), "indices": indices, "gender": ds.gender[indices], "identity": ds.identity[indices],
         "image_ids": np.asarray(ds.image_ids, dtype=str)[indices], "method": np.asarray(args.method),
-        "mode": np.asarray(args.mode),
+        "mode": np.asarray(args.mode), "model": np.asarray(cfg.model), "dataset": np.asarray(cfg.dataset),
     }
     arrays.update({f"templates_eps{i}": z for i, z in enumerate(per_eps.values())})
     arrays["templates"] = per_eps[eps[-1]]
-    save_npz(Path(args.out), arrays)
+    save_npz(out, arrays)
     if args.images_out:
         pipeline.save_perturbed_images(cfg, args.method, eps, indices, args.mode, Path(args.images_out),
                                        batch_size=args.batch_size)
-    return {"out": args.out, "method": args.method, "eps": eps, "mode": args.mode, "images": int(len(indices))}
+    return {"out": str(out), "data_folder": root, "method": args.method, "eps": eps, "mode": args.mode,
+            "images": int(len(indices))}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from mifgsm_lib import evaluation, pipeline
 
     cfg = _config(args)
-    arrays = _load_templates_file(args.templates) if args.templates else pipeline.templates(cfg)
+    root = _read_from(cfg, "evaluate")
+    if args.templates:
+        arrays = _templates_file(args.templates, cfg, by_image=args.setting == "A")
+    else:
+        arrays = {**pipeline.templates(cfg), "image_ids": np.asarray(pipeline.dataset(cfg).image_ids, dtype=str)}
     z, y = arrays["templates"], arrays["gender"]
-    if args.setting == "A":
-        model, _ = pipeline.mlp(cfg)
-        keep = y >= 0
-        return {"setting": "A", "accuracy": evaluation.setting_a(model, z[keep], y[keep])}
-    groups = arrays.get("identity") if not args.stratified else None
+    if args.setting == "A":  # the file's rows are the dataset's images by id, with the dataset's labels
+        ds = pipeline.dataset(cfg)
+        row_of = {str(i): k for k, i in enumerate(ds.image_ids.tolist())}
+        foreign = [str(i) for i in arrays["image_ids"].tolist() if str(i) not in row_of]
+        if foreign:
+            raise ValueError(f"{args.templates}: {len(foreign)} of its {len(z)} templates are of images not in "
+                             f"{cfg.dataset!r} at {ds.root} (e.g. {foreign[:3]}); expected templates of this "
+                             "dataset's images (was it made from another dataset?)")
+        y = ds.gender[[row_of[str(i)] for i in arrays["image_ids"].tolist()]]
     keep = y >= 0  # images of unknown gender (a few in LFW) cannot be scored
+    if args.setting == "A":
+        ids = pipeline.dataset(cfg).image_ids
+        trained = {str(ids[i]) for i in pipeline.mlp_training_images(cfg)}
+        unseen = keep & ~np.isin(arrays["image_ids"].astype(str), list(trained))
+        if not unseen.any():
+            raise ValueError("setting A: every labelled image of the templates was used to train the MLP; setting A "
+                             "is measured on images it never saw (the profile's sweep subset)")
+        model, _ = pipeline.mlp(cfg)
+        return {"setting": "A", "data_folder": root, "images": int(unseen.sum()),
+                "accuracy": evaluation.setting_a(model, z[unseen], y[unseen])}
+    groups = arrays.get("identity") if not args.stratified else None
     result = evaluation.setting_b(z[keep], y[keep], groups=None if groups is None else groups[keep],
                                   folds=cfg.sizes["cv_folds"], grouped=not args.stratified, seed=cfg.seed)
-    return {"setting": "B", "folds": "stratified" if args.stratified else "grouped by identity", **result.as_dict()}
+    return {"setting": "B", "data_folder": root, "folds": "stratified" if args.stratified else "grouped by identity",
+            **result.as_dict()}
+
+
+def _book_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The chapters' parameters: the common options, then ``-f`` files, then ``-p NAME=VALUE`` (YAML values)."""
+    import yaml
+
+    params: dict[str, Any] = {
+        "dataset": args.dataset, "labels": args.labels, "model": args.model, "weights": args.weights, "device": args.device,
+        "seed": args.seed, "profile": args.profile, "data_dir": args.data_dir, "artifacts_dir": args.artifacts,
+    }
+    for path in args.parameters_file or []:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"-f {path}: not a YAML file of parameters ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise ValueError(f"-f {path}: expected a mapping of parameter names to values, got {type(loaded).__name__}")
+        params.update(loaded)
+    for item in args.parameter or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"-p {item!r}: expected NAME=VALUE")
+        params[name.strip()] = yaml.safe_load(value)
+    return params
+
+
+#: The tools `mifgsm book` runs (module: distribution), installed with the ``book`` extra, not with the library.
+BOOK_TOOLS = {"papermill": "papermill", "jupyter_book": "jupyter-book"}
+
+
+def _require_book_tools(build: bool) -> None:
+    """Refuse, naming the extra to install, where the tools that run (papermill) and build (jupyter-book) the
+    book are missing: a chapter needs only the library, so ``pip install mifgsm`` leaves them out."""
+    import importlib.util
+
+    wanted = [m for m in BOOK_TOOLS if build or m != "jupyter_book"]
+    missing = [BOOK_TOOLS[m] for m in wanted if importlib.util.find_spec(m) is None]
+    if missing:
+        raise RuntimeError(f"{' and '.join(missing)} not installed: running the book needs the `book` extra, "
+                           "pip install \"mifgsm[book]\" (in a clone: pip install -e \".[book]\")")
 
 
 def cmd_book(args: argparse.Namespace) -> dict[str, Any]:
     from mifgsm_lib import book
 
+    _require_book_tools(build=not args.no_build)
     root = book.repo_root()
-    params = {
-        "dataset": args.dataset, "model": args.model, "device": args.device, "seed": args.seed,
-        "profile": args.profile, "data_dir": args.data_dir, "artifacts_dir": args.artifacts,
-    }
+    params = _book_parameters(args)
+    RunConfig(**{k: params[k] for k in book.CHAPTER_PARAMETERS if k in params})  # bad values refused before any run
     out = Path(args.out).resolve()
     executed = book.run_chapters(root, out, params, chapters=args.chapters)
     result: dict[str, Any] = {"executed": [str(p) for p in executed]}
@@ -202,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("book", help="run every chapter with papermill, then build the HTML book")
     _common(p)
+    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
+                   help="a chapter parameter (papermill's convention; VALUE is read as YAML), repeatable")
+    p.add_argument("-f", "--parameters-file", action="append", metavar="FILE",
+                   help="a YAML file of chapter parameters (papermill's -f), repeatable; -p wins over it")
     p.add_argument("--out", default=".", help="executed notebooks go to OUT/_build/executed, the HTML to OUT/_build/html")
     p.add_argument("--chapters", nargs="*", default=None, help="only these chapters (e.g. book/intro)")
     p.add_argument("--no-build", action="store_true", help="execute only, do not build the HTML")
@@ -209,13 +333,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The errors that are the user's (a file, a value, the network): one line on stderr, exit code 2.
+USER_ERRORS = (ValueError, OSError, RuntimeError)
+#: Errors among those that only a bug raises (an abstract method reached, endless recursion): their traceback shows.
+BUGS = (NotImplementedError, RecursionError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"mifgsm {args.command}: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        if isinstance(exc, BUGS):
+            raise
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line, always
+        print(f"mifgsm {args.command}: error: {message}", file=sys.stderr)
         return 2
     _emit(result, getattr(args, "json", False))
     return 0

@@ -39,3 +39,6 @@ ESTIMATOR_ITERATIONS = 15000
 ESTIMATOR_CHECKPOINTS = (5000, 15000, 23700)
 #: Sec. 6.2.3 (Fig. 5): the clean fractions it quotes, which imply steps of 1/8.
 MIXING_QUOTED_FRACTIONS = (0.375, 0.5)
+#: Sec. 5: setting B's cross-validation folds; Sec. 6.3: the LFW verification protocol's pairs.
+CV_FOLDS = 3
+VERIFICATION_PAIRS = 6000

@@ -2,9 +2,9 @@
 
 Each step is a pure function of a :class:`~mifgsm_lib.config.RunConfig` (and its own arguments) whose result is
 stored in the :class:`~mifgsm_lib.cache.ArtifactCache` under a key of everything that determines it
-(:func:`step_key`): dataset (name, image list), face model and its preprocessing, seed, the sizes the step reads,
-the protected attribute and the step's code version (``*_VERSION`` below; bump it when a step's code changes
-its result). Any chapter can therefore run alone: it computes what is missing and reuses the rest.
+(:func:`step_key`): dataset (its images' and labels' content), face model (its weights too) and preprocessing,
+seed, the sizes the step reads and the protected attribute; the cache adds the library's code fingerprint. Any
+chapter can therefore run alone: it computes what is missing and reuses the rest.
 
 The steps, in the order of the pipeline: :func:`dataset` → :func:`chips` → :func:`templates` → the estimators
 (:func:`mlp`, :func:`vclub`) → the attacked set (:func:`attack_set`) → :func:`directions` →
@@ -18,30 +18,25 @@ This module is longer than the others because it is the one place that knows how
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from mifgsm_lib import attacks, classifiers, data, faces, methods, mi, protect, robustness
-from mifgsm_lib.cache import ArtifactCache, atomic_write, load_npz, save_npz
-from mifgsm_lib.config import RunConfig, torch_threads
+from mifgsm_lib import attacks, classifiers, data, evaluation, faces, methods, mi, protect, robustness
+from mifgsm_lib.cache import ArtifactCache, atomic_write, save_npz
+from mifgsm_lib.config import RunConfig, is_url, torch_threads
 from mifgsm_lib.evaluation import EvaluationSet
+from mifgsm_lib.faces.alignment import ALIGN_CHUNK
+from mifgsm_lib.faces.dlib_resnet import DLIB_RESNET_FILE, dlib_model_file
 from mifgsm_lib.progress import bar
-
-CHIPS_VERSION = 1
-TEMPLATES_VERSION = 1
-MLP_VERSION = 1
-VCLUB_VERSION = 2
-DIRECTIONS_VERSION = 3
-PERTURBED_VERSION = 3
-PROTECTED_VERSION = 1
-BASELINES_VERSION = 1
 
 #: Images per vCLUB training batch (Sec. 5).
 VCLUB_BATCH = 256
@@ -62,12 +57,28 @@ def cache(cfg: RunConfig) -> ArtifactCache:
 
 
 @lru_cache(maxsize=8)
-def _load_dataset(name: str, data_dir: str, max_images: int | None, seed: int) -> data.FaceDataset:
-    ds = data.load_dataset(name, data_dir)
+def _load_dataset(name: str, data_dir: str, max_images: int | None, seed: int, stamp: tuple,
+                  labels: str) -> data.FaceDataset:
+    ds = data.load_dataset(name, data_dir, **({"labels": labels} if name == "folder" else {}))
     if max_images is not None and max_images < len(ds):
         keep = np.sort(np.random.default_rng(seed).permutation(len(ds))[:max_images])
         ds = ds.subset(keep)
     return ds
+
+
+def _stamp(name: str, data_dir: str) -> tuple:
+    """The sizes and times of the files beside a dataset's images (label lists, labels.csv, pairs): a label edited
+    after a dataset was loaded loads it again."""
+    try:
+        root = data.dataset_dir(name, data_dir)
+    except (FileNotFoundError, ValueError):
+        return ()
+    with os.scandir(root) as entries:  # the name first: no stat of the images (UTKFace's folder holds 9,780)
+        beside = [e for e in entries if not e.name.lower().endswith(_IMAGE_SUFFIXES) and e.is_file()]
+    return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in beside))
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp")
 
 
 def dataset(cfg: RunConfig, name: str | None = None) -> data.FaceDataset:
@@ -78,7 +89,8 @@ def dataset(cfg: RunConfig, name: str | None = None) -> data.FaceDataset:
     """
     name = name or cfg.dataset
     max_images = cfg.sizes.get("max_images", {}).get(name)
-    return _load_dataset(name, str(cfg.data_path), max_images, cfg.seed)
+    return _load_dataset(name, str(cfg.data_path), max_images, cfg.seed, _stamp(name, str(cfg.data_path)),
+                         cfg.labels)
 
 
 def pairs(cfg: RunConfig, name: str | None = None) -> data.Pairs:
@@ -86,10 +98,29 @@ def pairs(cfg: RunConfig, name: str | None = None) -> data.Pairs:
     return data.dataset_pairs(dataset(cfg, name), seed=cfg.seed)
 
 
-def dataset_key(ds: data.FaceDataset) -> dict[str, Any]:
-    """What identifies a dataset's content for the cache: name, folder and a hash of its image list."""
-    digest = hashlib.sha256("\n".join(map(str, ds.image_ids)).encode()).hexdigest()[:16]
-    return {"dataset": ds.name, "root": str(ds.root.resolve()), "images": len(ds), "image_list": digest}
+#: Content digests computed in this process, by dataset object: the dataset, its images' paths, their sizes and
+#: times then, and the digest (a dataset loaded again, or an image rewritten since, is digested again).
+_CONTENT: dict[int, tuple[data.FaceDataset, list[str], tuple, str]] = {}
+
+
+def _image_stamp(paths: list[str]) -> tuple:
+    """The size and modification time of every file of ``paths`` (one ``stat`` each, no read)."""
+    return tuple((s.st_size, s.st_mtime_ns) for s in map(os.stat, paths))
+
+
+def dataset_key(cfg: RunConfig, name: str | None = None) -> dict[str, Any]:
+    """What identifies a dataset for the cache: its name, size and content (:func:`mifgsm_lib.data.content_digest`:
+    image bytes, labels, pairs), never its folder, so a result is recomputed when any input changes and a cache
+    can move with its data. An image rewritten after the dataset was loaded changes the key in the same process
+    (its size or time does; ``benchmarks/bench_hashing.py`` measures what these checks cost)."""
+    ds = dataset(cfg, name)
+    known = _CONTENT.get(id(ds))
+    paths = known[1] if known is not None and known[0] is ds else [os.path.join(ds.root, p) for p in ds.paths]
+    stamp = _image_stamp(paths)
+    if known is None or known[0] is not ds or known[2] != stamp:
+        known = (ds, paths, stamp, data.content_digest(ds, cfg.artifacts_path / "file-digests"))
+        _CONTENT[id(ds)] = known
+    return {"dataset": ds.name, "images": len(ds), "content": known[3]}
 
 
 @lru_cache(maxsize=4)
@@ -97,19 +128,39 @@ def _face_model(name: str, weights: str | None, device: str) -> faces.FaceModel:
     return faces.load_face_model(name, weights=weights, device=torch.device(device)).eval()
 
 
-def face_model(cfg: RunConfig, weights: str | None = None) -> faces.FaceModel:
-    """The configured face-recognition network on the configured device."""
-    return _face_model(cfg.model, weights, str(cfg.torch_device))
+def face_model(cfg: RunConfig) -> faces.FaceModel:
+    """The configured face-recognition network (with ``cfg.weights`` where given) on the configured device."""
+    return _face_model(cfg.model, cfg.weights, str(cfg.torch_device))
+
+
+@lru_cache(maxsize=8)
+def _weights_digest(path: str, size: int, mtime_ns: int) -> str:
+    return data.file_digest(Path(path))
+
+
+def _model_file_digest(path: Path) -> str:
+    """The digest of a model file, hashed once per process and version of the file (its size and time)."""
+    stat = Path(path).stat()
+    return _weights_digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def model_key(cfg: RunConfig) -> dict[str, Any]:
-    return {"model": cfg.model, "preprocessing": faces.preprocessing(cfg.model)}
+    """What identifies the face model for the cache: its name, preprocessing and the digests of its files, the
+    weights (``cfg.weights``, else the file the dlib model ships with; a URL as it is) and the landmark predictor
+    its chips are aligned with, so that a new version of either changes every key downstream."""
+    spec = faces.preprocessing(cfg.model)
+    if cfg.weights is None:
+        weights = _model_file_digest(dlib_model_file(DLIB_RESNET_FILE)) if cfg.model == "dlib" else None
+    else:
+        weights = cfg.weights if is_url(cfg.weights) else _model_file_digest(Path(cfg.weights))
+    return {"model": cfg.model, "preprocessing": spec, "weights": weights,
+            "landmarks": _model_file_digest(dlib_model_file(spec["landmarks"]))}
 
 
 def step_key(cfg: RunConfig, name: str | None = None, **extra: Any) -> dict[str, Any]:
     """The cache key of a step on dataset ``name``: the dataset's content, the face model, the seed, and ``extra``
     (the step's own parameters)."""
-    return {**dataset_key(dataset(cfg, name)), **model_key(cfg), "seed": cfg.seed, **extra}
+    return {**dataset_key(cfg, name), **model_key(cfg), "seed": cfg.seed, **extra}
 
 
 #: The chips last read in this process, by cache file: every attack step needs them, and reading a dataset's
@@ -120,17 +171,18 @@ _CHIPS: dict[Path, dict[str, np.ndarray]] = {}
 def chips(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
     """Aligned uint8 face chips of every image (``chips``) and which used the fallback box (``fallback``)."""
     ds = dataset(cfg, name)
-    params = {**dataset_key(ds), "alignment": faces.preprocessing(cfg.model)}
-    path = cache(cfg).path("chips", CHIPS_VERSION, params, ".npz")
+    params = {**dataset_key(cfg, name), "alignment": faces.preprocessing(cfg.model),
+              "landmarks": model_key(cfg)["landmarks"]}
+    path = cache(cfg).path("chips", params, ".npz")
     if path in _CHIPS and path.exists():
         return _CHIPS[path]
 
     def compute() -> dict[str, np.ndarray]:
         result = faces.align_faces(ds.abs_paths(), faces.preprocessing(cfg.model),
-                                   workers=min(os.cpu_count() or 1, 8))
+                                   workers=min(os.cpu_count() or 1, 8, -(-len(ds) // ALIGN_CHUNK)))  # no idle worker
         return {"chips": result.chips, "fallback": result.fallback}
 
-    arrays = cache(cfg).arrays("chips", CHIPS_VERSION, params, compute)
+    arrays = cache(cfg).arrays("chips", params, compute)
     if len(_CHIPS) >= 2:
         _CHIPS.clear()
     _CHIPS[path] = arrays
@@ -140,7 +192,7 @@ def chips(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
 def templates(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
     """Clean templates f(x) of every image with gender, identity and image ids (``mifgsm embed``)."""
     ds = dataset(cfg, name)
-    params = {**dataset_key(ds), **model_key(cfg)}
+    params = {**dataset_key(cfg, name), **model_key(cfg)}
 
     def compute() -> dict[str, np.ndarray]:
         aligned = chips(cfg, name)
@@ -154,7 +206,7 @@ def templates(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
             "model": np.asarray(cfg.model),
         }
 
-    return cache(cfg).arrays("templates", TEMPLATES_VERSION, params, compute)
+    return cache(cfg).arrays("templates", params, compute)
 
 
 def labels(cfg: RunConfig, attribute: str = "gender", name: str | None = None) -> np.ndarray:
@@ -178,26 +230,101 @@ def subset(cfg: RunConfig, name: str | None = None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def mlp(cfg: RunConfig, name: str | None = None) -> tuple[classifiers.MLPGenderClassifier, dict[str, float]]:
-    """The MLP gender classifier of Sec. 3.1 trained on clean templates (setting A, FGSM, MI-FGSM-MLP)."""
+#: Fewer labelled images of either gender than this outside the sweep subset and the MLP is trained on every
+#: labelled image instead (a small dataset of the user's); setting A then includes training images, and says so.
+MLP_MIN_PER_CLASS = 50
+
+
+def mlp_training_images(cfg: RunConfig, name: str | None = None) -> np.ndarray:
+    """The images the MLP of Sec. 3.1 is trained on: the labelled images outside the sweep subset
+    (:func:`subset`), so that setting A on the subset, and the white-box attacks of its images, meet a classifier
+    that never saw them. Where fewer than :data:`MLP_MIN_PER_CLASS` of a gender are left (a small dataset), every
+    labelled image (see :func:`mlp_held_out`)."""
+    outside = np.setdiff1d(labelled(cfg, name), subset(cfg, name))
+    counts = np.bincount(labels(cfg, "gender", name)[outside], minlength=2)
+    return outside if counts.min() >= MLP_MIN_PER_CLASS else labelled(cfg, name)
+
+
+def mlp_held_out(cfg: RunConfig, indices: np.ndarray, name: str | None = None) -> bool:
+    """Whether the images ``indices`` are all unseen by :func:`mlp` (setting A measured on held-out images)."""
+    return not np.isin(indices, mlp_training_images(cfg, name)).any()
+
+
+def _trained_mlp(cfg: RunConfig, train: np.ndarray, name: str | None) -> tuple[classifiers.MLPGenderClassifier,
+                                                                                 dict[str, float]]:
+    """The MLP of Sec. 3.1 trained on the clean templates of the images ``train`` (cached)."""
     clean = templates(cfg, name)
 
     def compute() -> dict[str, Any]:
-        idx = labelled(cfg, name)
         with torch_threads(1):
-            result = classifiers.train_mlp(clean["templates"][idx], clean["gender"][idx], seed=cfg.seed, progress=False)
+            result = classifiers.train_mlp(clean["templates"][train], clean["gender"][train], seed=cfg.seed,
+                                           progress=False)
         return {
             **{f"model.{k}": v for k, v in result.model.checkpoint_state().items()},
             "train_accuracy": torch.tensor(result.train_accuracy),
             "val_accuracy": torch.tensor(result.val_accuracy),
         }
 
-    state = cache(cfg).state_dict("mlp", MLP_VERSION, step_key(cfg, name), compute)
+    state = cache(cfg).state_dict("mlp", step_key(cfg, name, train=digest(train)), compute)
     model = classifiers.MLPGenderClassifier.from_checkpoint_state(
         {k[6:]: v for k, v in state.items() if k.startswith("model.")}, expected_dim=clean["templates"].shape[1])
     model.eval()
     scores = {"train_accuracy": float(state["train_accuracy"]), "val_accuracy": float(state["val_accuracy"])}
     return model, scores
+
+
+def mlp(cfg: RunConfig, name: str | None = None) -> tuple[classifiers.MLPGenderClassifier, dict[str, float]]:
+    """The MLP gender classifier of Sec. 3.1 trained on clean templates (setting A, FGSM, MI-FGSM-MLP), on the images
+    of :func:`mlp_training_images`, with its accuracy on its own training and validation splits."""
+    return _trained_mlp(cfg, mlp_training_images(cfg, name), name)
+
+
+def mlp_all(cfg: RunConfig, name: str | None = None) -> classifiers.MLPGenderClassifier:
+    """The MLP of Sec. 3.1 trained on every labelled image of the dataset (the sweep subset included): the plain
+    reading of the paper, shown beside the book's held-out setting A."""
+    return _trained_mlp(cfg, labelled(cfg, name), name)[0]
+
+
+#: Folds of the cross-fitted MLPs of :func:`crossfit_classifier`.
+CROSSFIT_FOLDS = 5
+
+
+class CrossFitted:
+    """Setting A's classifier for images the MLP may have seen: :data:`CROSSFIT_FOLDS` MLPs, each trained on the
+    labelled images outside one fold (folds grouped by identity), and each image scored by the MLP of its own fold.
+    ``predict(z)`` takes the templates of the images ``indices`` in that order."""
+
+    def __init__(self, models: list[classifiers.MLPGenderClassifier], fold_of: np.ndarray) -> None:
+        self.models, self.fold_of = models, fold_of
+
+    def predict(self, z: torch.Tensor) -> torch.Tensor:
+        if len(z) != len(self.fold_of):
+            raise ValueError(f"z: expected the templates of the {len(self.fold_of)} images it was made for, got {len(z)}")
+        out = torch.empty(len(z), dtype=torch.long)
+        for k, model in enumerate(self.models):
+            rows = torch.from_numpy(np.flatnonzero(self.fold_of == k))
+            if len(rows):
+                out[rows] = model.predict(z[rows])
+        return out
+
+
+def crossfit_classifier(cfg: RunConfig, indices: np.ndarray, name: str | None = None) -> CrossFitted:
+    """Setting A's classifier for the labelled images ``indices`` (in that order) that never saw them nor their
+    person: one of :data:`CROSSFIT_FOLDS` MLPs per image, each trained on the labelled images outside its fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    known = labelled(cfg, name)
+    y, people = labels(cfg, "gender", name)[known], dataset(cfg, name).identity[known]
+    folds = StratifiedGroupKFold(n_splits=CROSSFIT_FOLDS, shuffle=True, random_state=cfg.seed)
+    fold_of_image = np.full(len(dataset(cfg, name)), -1)
+    models = []
+    for k, (train, test) in enumerate(folds.split(np.zeros(len(known)), y, people)):
+        fold_of_image[known[test]] = k
+        models.append(_trained_mlp(cfg, known[train], name)[0])
+    fold_of = fold_of_image[np.asarray(indices)]
+    if (fold_of < 0).any():
+        raise ValueError("indices: expected images of known gender (setting A needs the label)")
+    return CrossFitted(models, fold_of)
 
 
 def estimator_features(cfg: RunConfig, features: str, name: str | None = None) -> np.ndarray:
@@ -212,13 +339,36 @@ def estimator_features(cfg: RunConfig, features: str, name: str | None = None) -
     raise ValueError(f"features={features!r}: expected 'face' (f(x), MI-FGSM) or 'mlp' (f_MLP(x), MI-FGSM-MLP)")
 
 
+#: The share of the labelled images that the vCLUB estimators hold out (:func:`vclub_split`).
+VCLUB_HELD_OUT = 0.2
+
+
+def vclub_min_images(n_classes: int, held_out: float = VCLUB_HELD_OUT) -> int:
+    """The fewest labelled images a stratified split with share ``held_out`` held out can put every one of
+    ``n_classes`` classes in both parts with (2 classes, 20 %: 6 images)."""
+    n = 2 * n_classes
+    while math.ceil(held_out * n) < n_classes or n - math.ceil(held_out * n) < n_classes:
+        n += 1
+    return n
+
+
 def vclub_split(cfg: RunConfig, name: str | None = None, attribute: str = "gender") -> tuple[np.ndarray, np.ndarray]:
     """The seeded 80/20 split of the images whose ``attribute`` is known, stratified by it, on which the vCLUB
-    estimators are trained and held out."""
+    estimators are trained and held out. Each class must be in both parts (Eq. 7 on each needs every class): a
+    clear error says how many images that takes (:func:`vclub_min_images`) where the dataset has fewer."""
     from sklearn.model_selection import train_test_split
 
     idx = labelled(cfg, name, attribute)
-    return train_test_split(idx, test_size=0.2, stratify=labels(cfg, attribute, name)[idx], random_state=cfg.seed)
+    y = labels(cfg, attribute, name)[idx]
+    classes, counts = np.unique(y, return_counts=True)
+    minimum = vclub_min_images(len(classes))
+    if len(idx) < minimum or counts.min() < 2:
+        raise ValueError(
+            f"dataset {name or cfg.dataset!r}: {len(idx)} images of known {attribute} "
+            f"({dict(zip(classes.tolist(), counts.tolist()))} per class); the vCLUB estimator of the MI attacks is "
+            f"trained on {1 - VCLUB_HELD_OUT:.0%} of them and checked on the other {VCLUB_HELD_OUT:.0%}, each part "
+            f"holding every class, which needs at least {minimum} images and 2 of each class")
+    return train_test_split(idx, test_size=VCLUB_HELD_OUT, stratify=y, random_state=cfg.seed)
 
 
 def vclub_checkpoints(cfg: RunConfig) -> tuple[int, ...]:
@@ -259,7 +409,7 @@ def vclub(
         return out
 
     params = step_key(cfg, name, features=features, attribute=attribute, checkpoints=checkpoints)
-    state = cache(cfg).state_dict("vclub", VCLUB_VERSION, params, compute)
+    state = cache(cfg).state_dict("vclub", params, compute)
     prefix = f"ckpt{iteration}."
     estimator = mi.VCLUB.from_checkpoint_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
                                                expected_dim=z.shape[1])
@@ -355,6 +505,16 @@ def verification_indices(
     return indices, sub
 
 
+def pairs_unavailable(cfg: RunConfig, name: str | None = None) -> str | None:
+    """Why the dataset has no verification pairs for this profile (no identities, too few people with two
+    images, no pair in its folds), or None where it has them: the sections that need pairs say so and are skipped."""
+    try:
+        verification_indices(cfg, name)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def evaluation_set(
     cfg: RunConfig, folds: tuple[int, ...] | None = None, name: str | None = None, attribute: str = "gender",
     indices: np.ndarray | None = None,
@@ -423,7 +583,8 @@ def _spans(cfg: RunConfig, over: np.ndarray, block: int, name: str | None) -> li
     return blocks(len(over), block)
 
 
-def _digest(indices: np.ndarray) -> str:
+def digest(indices: np.ndarray) -> str:
+    """A short hash of an index array (part of the cache keys of steps on a subset of images)."""
     return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
@@ -495,7 +656,7 @@ def directions(
             return {"direction": out}
 
         before = faces.PASSES["gradient"]
-        d = cache(cfg).arrays("directions", DIRECTIONS_VERSION, {**params, "block": _digest(members)},
+        d = cache(cfg).arrays("directions", {**params, "block": digest(members)},
                               compute)["direction"]
         faces.PASSES["sweep_gradient"] += faces.PASSES["gradient"] - before
         if result is None:
@@ -523,13 +684,13 @@ def perturbed_templates(
     indices = np.asarray(indices, dtype=np.int64)
     over = _over(cfg, indices, name, over)
     base = {**_direction_key(cfg, method, batch_size, iteration, name, attribute), "mode": mode,
-            "over": _digest(over), "block": block}
+            "over": digest(over), "block": block}
     store = cache(cfg)
     spans = _spans(cfg, over, block, name)
     positions = _positions(over, indices)
     wanted = np.unique(np.searchsorted([s.start for s in spans], positions, side="right") - 1)
-    entries = {e: store.path("perturbed", PERTURBED_VERSION, {**base, "eps": e}, ".npz") for e in eps_list}
-    found = {e: load_npz(p) if p.exists() else None for e, p in entries.items()}
+    entries = {e: store.path("perturbed", {**base, "eps": e}, ".npz") for e in eps_list}
+    found = {e: store.read_arrays(p, required=("templates", "done", "requested", "over")) for e, p in entries.items()}
     missing = {e: [b for b in wanted if f is None or not f["done"][b]] for e, f in found.items()}
     todo = sorted({b for bs in missing.values() for b in bs})
     clean = templates(cfg, name)["templates"]
@@ -561,7 +722,7 @@ def perturbed_templates(
         if missing[e] or not found[e]["requested"][positions].all():
             found[e]["requested"][positions] = True
             save_npz(entries[e], found[e])
-            store.record("perturbed", PERTURBED_VERSION, {**base, "eps": e})
+            store.record("perturbed", {**base, "eps": e})
     return {e: found[e]["templates"][positions] for e in eps_list}
 
 
@@ -585,7 +746,7 @@ def protected_templates(
     known = y >= 0
     params = step_key(cfg, name, method=method, eps=eps, views=views, attribute=attribute,
                       steps=steps if entry.kind == "iterative" else None, batch_size=batch_size, sizes=cfg.sizes,
-                      indices=_digest(indices))
+                      indices=digest(indices))
 
     def compute() -> dict[str, np.ndarray]:
         mine = indices[known]
@@ -612,14 +773,14 @@ def protected_templates(
             out[view][known] = z
         return out
 
-    return cache(cfg).arrays("protected", PROTECTED_VERSION, params, compute)
+    return cache(cfg).arrays("protected", params, compute)
 
 
 @dataclass(frozen=True)
 class BaselineCurve:
-    """A template baseline over its steps: the protected templates after each step 1..n (``templates``), the
-    dimensions or domain components kept after each step 0..n (``kept``) and, for Multi-IVE, the templates
-    reduced to its locked components (``locked``, its privacy floor)."""
+    """A template baseline over its steps: the protected templates of every image of the dataset after each step
+    1..n (``templates``), the dimensions or domain components kept after each step 0..n (``kept``) and, for
+    Multi-IVE, the templates reduced to its locked components (``locked``, its privacy floor)."""
 
     templates: dict[int, np.ndarray]
     kept: np.ndarray
@@ -627,12 +788,14 @@ class BaselineCurve:
 
 
 def baseline_templates(
-    cfg: RunConfig, method: str, indices: np.ndarray, train_dataset: str, n_per_step: int, n_steps: int,
-    n_locked: int, n_estimators: int = 30, n_jobs: int | None = -1, progress: bool = True,
+    cfg: RunConfig, method: str, train_dataset: str, n_per_step: int, n_steps: int, n_locked: int,
+    n_estimators: int = 30, n_jobs: int | None = -1, progress: bool = True, standardize: bool = True,
 ) -> BaselineCurve:
-    """The templates of the images ``indices`` after each step of the template baseline ``method`` (IVE or
+    """The templates of every image of the dataset after each step of the template baseline ``method`` (IVE or
     Multi-IVE, :mod:`mifgsm_lib.methods`), its importance estimators fitted on the labelled templates of
-    ``train_dataset`` (another dataset than the evaluated one, as the paper trains them; cached)."""
+    ``train_dataset`` (another dataset than the evaluated one, as the paper trains them; cached, so that every
+    study reads one fit). Multi-IVE standardises the templates first, as its authors' code does, unless
+    ``standardize=False``."""
     entry = methods.get(methods.check_methods([method], "template", "method")[0])
     if train_dataset == cfg.dataset:
         raise ValueError(f"train_dataset={train_dataset!r}: expected a dataset other than the evaluated "
@@ -640,25 +803,23 @@ def baseline_templates(
     parameters: dict[str, Any] = {"n_per_step": n_per_step, "n_steps": n_steps, "n_estimators": n_estimators,
                                   "random_state": cfg.seed}
     if method == "multi-ive":
-        parameters["n_locked"] = n_locked
-    indices = np.asarray(indices)
-    params = step_key(cfg, None, method=method, train=dataset_key(dataset(cfg, train_dataset)),
-                      indices=_digest(indices), **parameters)
+        parameters.update(n_locked=n_locked, standardize=standardize)
+    params = step_key(cfg, None, method=method, train=dataset_key(cfg, train_dataset), **parameters)
 
     def compute() -> dict[str, np.ndarray]:
         train = templates(cfg, train_dataset)
         known = train["gender"] >= 0
         model = entry.build(**parameters, n_jobs=n_jobs, progress=progress).fit(train["templates"][known],
                                                                                 train["gender"][known])
-        clean = templates(cfg)["templates"][indices]
+        clean = templates(cfg)["templates"]
         steps = range(1, model.n_steps_fitted_ + 1)
-        out = {**{f"step{k}": model.transform_at_step(clean, k) for k in steps},
+        out = {**{f"step{k}": model.transform_at_step(clean, k).astype(np.float32) for k in steps},
                "kept": np.asarray([kept_components(model, k) for k in range(model.n_steps_fitted_ + 1)])}
         if hasattr(model, "transform_locked"):
-            out["locked"] = model.transform_locked(clean)
+            out["locked"] = model.transform_locked(clean).astype(np.float32)
         return out
 
-    arrays = cache(cfg).arrays("baselines", BASELINES_VERSION, params, compute)
+    arrays = cache(cfg).arrays("baselines", params, compute)
     steps = sorted(int(k[4:]) for k in arrays if k.startswith("step"))
     return BaselineCurve({k: arrays[f"step{k}"] for k in steps}, arrays["kept"], arrays.get("locked"))
 
@@ -697,3 +858,69 @@ def save_perturbed_images(
                 written.append(target)
     return written
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Measurements kept
+# --------------------------------------------------------------------------------------------------
+
+Replicates = dict[evaluation.SetKey, dict[str, np.ndarray]]
+
+
+def measured(cfg: RunConfig, step: str, params: dict[str, Any],
+             compute: Callable[[], tuple[pd.DataFrame, Replicates]]) -> tuple[pd.DataFrame, Replicates]:
+    """A measured table (:func:`mifgsm_lib.evaluation.measure`) and its bootstrap replicates, cached under ``step``
+    and ``params`` (which must name everything the measurement depends on, the sets' cache keys included): the
+    chapters that show one sweep compute it once."""
+
+    def arrays() -> dict[str, np.ndarray]:
+        frame, replicates = compute()
+        out = {"columns": np.asarray(frame.columns, dtype=str)}
+        for c in frame.columns:
+            numeric = pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
+            out[f"column.{c}"] = frame[c].to_numpy() if numeric else np.asarray(frame[c].astype(str), dtype=str)
+        for i, (key, metrics) in enumerate(replicates.items()):
+            out[f"key.{i}"] = np.asarray([key.method, key.parameter, repr(float(key.value))])
+            out.update({f"rep.{i}.{m}": v for m, v in metrics.items()})
+        return out
+
+    found = cache(cfg).arrays(step, params, arrays)
+    frame = pd.DataFrame({c: found[f"column.{c}"] for c in found["columns"].tolist()})
+    replicates: Replicates = {}
+    for name in sorted((k for k in found if k.startswith("key.")), key=lambda k: int(k[4:])):
+        i = name[4:]
+        method, parameter, value = found[name].tolist()
+        metrics = {k.split(".", 2)[2]: v for k, v in found.items() if k.startswith(f"rep.{i}.")}
+        replicates[evaluation.SetKey(method, parameter, float(value))] = metrics
+    return frame, replicates
+
+
+def measure_sets(cfg: RunConfig, sets: dict[evaluation.SetKey, np.ndarray], target: EvaluationSet, plus: bool = False,
+                 classifier: Any = None, classifier_key: str | None = None,
+                 **options: Any) -> tuple[pd.DataFrame, Replicates]:
+    """:func:`mifgsm_lib.evaluation.measure` (or, with ``plus``, :func:`~mifgsm_lib.evaluation.measure_plus`) of the
+    protected ``sets`` of ``target``, with its bootstrap replicates, cached under the content of the sets and of the
+    target (images, labels, identities, pairs), ``options`` and the run's seed: a chapter run again, or another
+    chapter measuring the same sets, loads the measurement. Setting A's ``classifier`` must come with a
+    ``classifier_key`` naming it (what it was trained on)."""
+    if classifier is not None and classifier_key is None:
+        raise ValueError("classifier_key: expected a name of the setting-A classifier for the cache key")
+    digest = hashlib.sha256()
+    for key, z in sets.items():
+        digest.update(repr((key.method, key.parameter, float(key.value))).encode())
+        digest.update(np.ascontiguousarray(z).tobytes())
+    parts = [target.indices, target.labels, target.identity]
+    if target.pairs is not None:
+        parts += [target.pairs.left, target.pairs.right, target.pairs.same, target.pairs.fold]
+    for part in parts:
+        digest.update(np.ascontiguousarray(part).tobytes())
+    params = {"sets": digest.hexdigest()[:32], "classifier": classifier_key, "seed": cfg.seed, **options}
+
+    def compute() -> tuple[pd.DataFrame, Replicates]:
+        found: Replicates = {}
+        if plus:
+            return evaluation.measure_plus(sets, target, seed=cfg.seed, replicates=found, **options), found
+        return evaluation.measure(sets, target, seed=cfg.seed, classifier=classifier, replicates=found,
+                                  **options), found
+
+    return measured(cfg, "measure-plus" if plus else "measure", params, compute)

@@ -8,7 +8,7 @@ where it fails and where it is undecided.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,8 @@ import pandas as pd
 
 from mifgsm_lib import methods, paper, privacy
 from mifgsm_lib.config import SENSITIVE_MAX_EPS
+from mifgsm_lib.evaluation import REFERENCE, SetKey
+from mifgsm_lib.intervals import Interval, basic_interval, decide
 
 #: Setting-B gap (fraction) beyond which :func:`claim` calls a privacy match loose; the paper's own matches
 #: are up to 2.9 points apart (AgeDB: MI-FGSM 87.02% against IVE 89.92%).
@@ -27,6 +29,10 @@ TARGET = {"setting_b": 0.85, "eer": 0.04, "grey_levels": 2}
 
 #: A protection "vanishes" under processing when it keeps less than this share of its setting-B gain.
 VANISHED_SHARE = 0.25
+
+#: The margin each of the paper's four findings must clear (:func:`paper_findings`): findings 1 and 2 are strict
+#: ("lower", "above"), 3 and 4 are not ("within", "at most").
+FINDING_MARGINS = (0.0, 0.0, -1e-12, -1e-12)
 
 #: The MI-based attacks (Sec. 3.1) and the white-box attacks of the paper (Secs. 3.1-3.2).
 MI_ATTACKS = ("mi-fgsm", "mi-fgsm-mlp")
@@ -51,12 +57,24 @@ def _rows(sweep: pd.DataFrame, method: str, eps_list: Sequence[float]) -> pd.Dat
     return privacy.on_grid(sweep[sweep["method"] == method], eps_list, clean=False)
 
 
-def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: float = 0.05) -> pd.DataFrame:
-    """The paper's four findings, each with what ``sweep`` measured and a verdict, *holds* / *does not hold here*.
+def _eps_star_replicates(eps: np.ndarray, reps: np.ndarray) -> np.ndarray:
+    """ε* of each bootstrap replicate: the ε whose setting B (rows of ``reps``, one column per ε) is closest to
+    50 %, ties to the smallest ε."""
+    distance = np.abs(reps - 0.5)
+    order = np.argsort(eps, kind="stable")
+    return eps[order][np.argmin(distance[:, order], axis=1)]
 
-    ``sweep`` is one :func:`attack_sweep` of the three gradient attacks (and optionally the random one) over
-    every grid; ``default_range`` the ε of Fig. 3. The column ``slack`` is by how much the finding holds
-    (negative: by how much it fails), in the finding's unit (accuracy or ε), to compare with the noise.
+
+def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: float = 0.05,
+                   replicates: Mapping[SetKey, Mapping[str, np.ndarray]] | None = None) -> pd.DataFrame:
+    """The paper's four findings, each with what ``sweep`` measured and a verdict.
+
+    ``sweep`` is one :func:`mifgsm_lib.studies.evaluation_settings.attack_sweep` of the three gradient attacks (and
+    optionally the random one) over every grid; ``default_range`` the ε of Fig. 3. The column ``slack`` is by how
+    much the finding holds (negative: by how much it fails), in the finding's unit (accuracy or ε). With the
+    sweep's bootstrap ``replicates`` (:func:`mifgsm_lib.evaluation.measure`) every slack gets its paired 95 %
+    interval (``low``, ``high``) and the verdict is decided from it: *holds*, *does not hold* or *undecided at this
+    size* (:func:`mifgsm_lib.intervals.decide`); without, from the point value.
 
     1. MI-based attacks beat FGSM in setting B at their best ε: each MI attack's setting B at its ε* is lower
        than FGSM's at its own ε*, with ε* taken where the paper takes it, over the ε <= 0.03 swept (the
@@ -74,53 +92,55 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
     star = privacy.eps_star(sweep)
     low_star = privacy.eps_star(sweep[sweep["eps"] <= SENSITIVE_MAX_EPS])
     best = privacy.at_eps(sweep, low_star.to_dict())["setting_b"]
-    findings = []
-
-    findings.append({
-        "finding": "1. MI-based attacks beat FGSM in setting B at their best ε",
-        "paper": "LFW: MI-FGSM {mi-fgsm} % vs FGSM {fgsm} % (Sec. 6.2.2)".format(**paper.LOWEST_SETTING_B["LFW"]),
-        "measured": ", ".join(f"{m} {best[m]:.1%} (ε* = {low_star[m]:.4g})" for m in (*MI_ATTACKS, "fgsm")),
-        "slack": min(float(best["fgsm"] - best[m]) for m in MI_ATTACKS),
-    })
-    findings[-1]["holds"] = findings[-1]["slack"] > 0
-
     default_rows = {m: _rows(sweep, m, default_range) for m in _gradient_attacks()}
     above = {m: rows.loc[rows["setting_b"] > clean_b, "eps"].tolist() for m, rows in default_rows.items()}
-    findings.append({
-        "finding": "2. Setting-B accuracy rises above clean at larger ε",
-        "paper": "all attacks but the random one, past a very low ε (Sec. 6.2.1)",
-        "measured": f"clean {clean_b:.1%}; " + "; ".join(
-            f"{m} above clean at ε = {', '.join(f'{e:g}' for e in above[m]) or 'none'} of the default range, "
-            f"lowest {default_rows[m]['setting_b'].min():.1%}" for m in _gradient_attacks()),
-        "slack": min(float(rows["setting_b"].min() - clean_b) for rows in default_rows.values()),
-    })
-    findings[-1]["holds"] = findings[-1]["slack"] > 0
-
     mean_a = {m: float(default_rows[m]["setting_a"].mean()) for m in ("mi-fgsm", *WHITE_BOX_ATTACKS)}
-    findings.append({
-        "finding": "3. The black-box MI-FGSM is competitive with the white-box attacks in setting A",
-        "paper": "competitive with FGSM and MI-FGSM-MLP on most datasets (Sec. 6.2.1)",
-        "measured": "mean setting A over the default range: "
-        + ", ".join(f"{m} {v:.1%}" for m, v in mean_a.items()) + f" (competitive: within {margin:.0%})",
-        "slack": min(mean_a[m] for m in WHITE_BOX_ATTACKS) + margin - mean_a["mi-fgsm"],
-    })
-    findings[-1]["holds"] = findings[-1]["slack"] >= 0
+    attacked = sweep[sweep["method"] == "mi-fgsm"]
+    attacked = attacked[attacked["eps"] > 0]
 
-    findings.append({
-        "finding": "4. ε* ≤ 0.03",
-        "paper": f"ε* inside the sensitive range, up to {SENSITIVE_MAX_EPS:g} (Sec. 6.2.2)",
-        "measured": "ε* over every ε swept: " + ", ".join(f"{m} {e:.4g}" for m, e in star.items()),
-        "slack": SENSITIVE_MAX_EPS - float(star["mi-fgsm"]),
-    })
-    findings[-1]["holds"] = findings[-1]["slack"] >= 0
-    table = pd.DataFrame(findings)
-    table["verdict"] = np.where(table["holds"], "holds", "does not hold here")
-    return table
+    def rep(method: str, eps: float, metric: str = "setting_b") -> np.ndarray:
+        return np.asarray(replicates[SetKey(method, "eps", float(eps))][metric])
 
-
-# --------------------------------------------------------------------------------------------------
-# Mixing (Fig. 5) and t-SNE (Fig. 6)
-# --------------------------------------------------------------------------------------------------
+    findings = [
+        {"finding": "1. MI-based attacks beat FGSM in setting B at their best ε",
+         "paper": "LFW: MI-FGSM {mi-fgsm} % vs FGSM {fgsm} % (Sec. 6.2.2)".format(**paper.LOWEST_SETTING_B["LFW"]),
+         "measured": ", ".join(f"{m} {best[m]:.1%} (ε* = {low_star[m]:.4g})" for m in (*MI_ATTACKS, "fgsm")),
+         "slack": min(float(best["fgsm"] - best[m]) for m in MI_ATTACKS),
+         "replicates": (lambda: np.min([rep("fgsm", low_star["fgsm"]) - rep(m, low_star[m]) for m in MI_ATTACKS],
+                                       axis=0))},
+        {"finding": "2. Setting-B accuracy rises above clean at larger ε",
+         "paper": "all attacks but the random one, past a very low ε (Sec. 6.2.1)",
+         "measured": f"clean {clean_b:.1%}; " + "; ".join(
+             f"{m} above clean at ε = {', '.join(f'{e:g}' for e in above[m]) or 'none'} of the default range, "
+             f"lowest {default_rows[m]['setting_b'].min():.1%}" for m in _gradient_attacks()),
+         "slack": min(float(rows["setting_b"].min() - clean_b) for rows in default_rows.values()),
+         "replicates": (lambda: np.min([rep(m, e) - np.asarray(replicates[REFERENCE]["setting_b"])
+                                        for m, rows in default_rows.items() for e in rows["eps"]], axis=0))},
+        {"finding": "3. The black-box MI-FGSM is competitive with the white-box attacks in setting A",
+         "paper": "competitive with FGSM and MI-FGSM-MLP on most datasets (Sec. 6.2.1)",
+         "measured": "mean setting A over the default range: "
+                     + ", ".join(f"{m} {v:.1%}" for m, v in mean_a.items()) + f" (competitive: within {margin:.0%})",
+         "slack": min(mean_a[m] for m in WHITE_BOX_ATTACKS) + margin - mean_a["mi-fgsm"],
+         "replicates": (lambda: np.min([np.mean([rep(m, e, "setting_a") for e in default_rows[m]["eps"]], axis=0)
+                                        for m in WHITE_BOX_ATTACKS], axis=0) + margin
+                        - np.mean([rep("mi-fgsm", e, "setting_a") for e in default_rows["mi-fgsm"]["eps"]], axis=0))},
+        {"finding": "4. ε* ≤ 0.03",
+         "paper": f"ε* inside the sensitive range, up to {SENSITIVE_MAX_EPS:g} (Sec. 6.2.2)",
+         "measured": "ε* over every ε swept: " + ", ".join(f"{m} {e:.4g}" for m, e in star.items()),
+         "slack": SENSITIVE_MAX_EPS - float(star["mi-fgsm"]),
+         "replicates": (lambda: SENSITIVE_MAX_EPS - _eps_star_replicates(
+             attacked["eps"].to_numpy(), np.stack([rep("mi-fgsm", e) for e in attacked["eps"]], axis=1)))},
+    ]
+    for row, threshold in zip(findings, FINDING_MARGINS):
+        compute = row.pop("replicates")
+        if replicates is None:
+            row["low"] = row["high"] = np.nan
+            row["verdict"] = "holds" if row["slack"] > threshold else "does not hold"
+            continue
+        interval = basic_interval(row["slack"], compute())
+        row["low"], row["high"] = interval.low, interval.high
+        row["verdict"] = decide(interval, margin=threshold)
+    return pd.DataFrame(findings)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,26 +148,55 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
 # --------------------------------------------------------------------------------------------------
 
 
-def claim(table: pd.DataFrame, n_pairs: int | None = None) -> str:
-    """Whether the paper's claim holds on ``table`` (from :func:`table2`), as a paragraph of markdown.
+def claim_verdicts(table: pd.DataFrame, differences: Mapping[str, Interval] | None = None) -> dict[str, str]:
+    """The paper's Table 2 claim against each baseline: MI-FGSM's EER is lower than the baseline's at matched
+    privacy. With ``differences`` (paired intervals of ``EER <baseline> - MI-FGSM``, from
+    :func:`mifgsm_lib.studies.tradeoff.table2_differences`) each is decided from its interval (*holds*, *does not
+    hold*, *undecided at this size*); without, from the point values (*holds* / *does not hold*)."""
+    mi = table.loc["MI-FGSM"]
+    out = {}
+    for name in ("IVE", "Multi-IVE"):
+        if differences is not None:
+            out[name] = decide(differences[f"EER {name} - MI-FGSM"])
+        else:
+            out[name] = "holds" if mi["eer"] < table.loc[name, "eer"] else "does not hold"
+    return out
 
-    The claim (Sec. 6.3): at comparable privacy MI-FGSM costs less verification performance (a lower EER)
-    than IVE and Multi-IVE. It is said to hold when MI-FGSM's EER is below both; the paragraph also says how
-    far the matched privacy really is, and whether MI-FGSM lowered setting B at all.
+
+def claim(table: pd.DataFrame, n_pairs: int | None = None, differences: Mapping[str, Interval] | None = None) -> str:
+    """Whether the paper's claim holds on ``table`` (from :func:`mifgsm_lib.studies.tradeoff.table2`), as a paragraph
+    of markdown.
+
+    The claim (Sec. 6.3): at comparable privacy MI-FGSM costs less verification performance (a lower EER) than IVE
+    and Multi-IVE. It holds when it holds against both baselines (:func:`claim_verdicts`, from the intervals of
+    ``differences`` where given); the paragraph also says how far the matched privacy really is, and whether
+    MI-FGSM lowered setting B at all.
     """
     ref, mi, ive, multi = (table.loc[r] for r in paper.TABLE2_ROWS)
     text = (f"At matched privacy (setting B {100 * mi['setting_b']:.2f}% for MI-FGSM at {mi['setting']}, "
             f"{100 * ive['setting_b']:.2f}% for IVE, {100 * multi['setting_b']:.2f}% for Multi-IVE), MI-FGSM's EER "
             f"is {100 * mi['eer']:.3f}% against {100 * ive['eer']:.3f}% (IVE) and {100 * multi['eer']:.3f}% "
             f"(Multi-IVE); the clean templates' EER is {100 * ref['eer']:.3f}%. ")
-    better = [name for name, row in (("IVE", ive), ("Multi-IVE", multi)) if mi["eer"] < row["eer"]]
-    if len(better) == 2:
+    verdicts = claim_verdicts(table, differences)
+    holds = [name for name, v in verdicts.items() if v == "holds"]
+    fails = [name for name, v in verdicts.items() if v == "does not hold"]
+    if len(holds) == 2:
         text += ("The paper's claim, a smaller verification cost than both baselines at comparable privacy, "
                  "**holds here**.")
-    elif better:
-        text += f"The paper's claim **holds here against {better[0]} only**."
-    else:
+    elif len(fails) == 2:
         text += "The paper's claim **does not hold here**: both baselines cost less verification performance."
+    elif holds and fails:
+        text += f"The paper's claim **holds here against {holds[0]} only**."
+    else:
+        undecided = [name for name, v in verdicts.items() if v not in ("holds", "does not hold")]
+        text += (f"The paper's claim is **undecided at this size**: against {' and '.join(undecided)} the interval "
+                 "of the EER difference includes no difference"
+                 + (f" (it holds against {holds[0]})" if holds else f" (it does not hold against {fails[0]})" if fails
+                    else "") + ".")
+    if differences is not None:
+        shown = [f"{name} {100 * d.estimate:+.2f} points [{100 * d.low:+.2f}, {100 * d.high:+.2f}]"
+                 for name, d in differences.items() if name.startswith("EER")]
+        text += f" Paired 95 % intervals of the EER differences: {'; '.join(shown)}."
     gain = ref["setting_b"] - mi["setting_b"]
     if gain <= 0:
         text += (f" But MI-FGSM at ε* does not lower setting B below the clean templates' "

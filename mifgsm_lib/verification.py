@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from mifgsm_lib.intervals import N_BOOT, Interval, basic_interval, stratified_weights
+
 #: How :func:`eer` reads the EER off the ROC; copied into every report.
 EER_CONVENTION = (
     "Euclidean distance, accept when distance <= threshold; EER = the point where FAR = FRR on the "
@@ -123,6 +125,56 @@ def tar_at_far(distances: np.ndarray, same: np.ndarray, far: float = DEFAULT_FAR
     """The largest TAR among the thresholds whose FAR is at most ``far`` (no interpolation)."""
     roc_far, roc_tar, _ = roc(distances, same)
     return _tar_at_far_from_curve(roc_far, roc_tar, far)
+
+
+def bootstrap_rates(distances: np.ndarray, same: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC of :func:`roc` under each row of pair ``weights`` (B, n_pairs): ``(far, tar)``, each (B, T + 1).
+
+    With unit weights it is :func:`roc`'s curve exactly; a bootstrap replicate gives each pair the number of times
+    it was drawn (:func:`mifgsm_lib.intervals.stratified_weights` keeps the mated and non-mated counts)."""
+    d, s = _as_distances_and_labels(distances, same)
+    order = np.argsort(d, kind="stable")
+    d_sorted, s_sorted = d[order], s[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(d_sorted)), d_sorted.size - 1]
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))[:, order]
+    genuine = np.cumsum(w * s_sorted, axis=1)[:, last_of_tie]
+    impostor = np.cumsum(w * ~s_sorted, axis=1)[:, last_of_tie]
+    zeros = np.zeros((len(w), 1))
+    far = np.hstack([zeros, impostor / (w * ~s_sorted).sum(axis=1, keepdims=True)])
+    tar = np.hstack([zeros, genuine / (w * s_sorted).sum(axis=1, keepdims=True)])
+    return far, tar
+
+
+def eers(far: np.ndarray, tar: np.ndarray) -> np.ndarray:
+    """:func:`eer` of each row of (B, T) ROC curves, with the same interpolation."""
+    gap = (1.0 - tar) - far
+    i = np.argmax(gap <= 0, axis=1)
+    rows = np.arange(len(far))
+    prev = np.maximum(i - 1, 0)
+    g_a, g_b = gap[rows, prev], gap[rows, i]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = np.where(g_a - g_b != 0, g_a / (g_a - g_b), 0.0)
+    crossing = far[rows, prev] + alpha * (far[rows, i] - far[rows, prev])
+    return np.where(g_b == 0, far[rows, i], crossing)
+
+
+def rate_intervals(distances: np.ndarray, same: np.ndarray, far_level: float = DEFAULT_FAR, n_boot: int = N_BOOT,
+                   seed: int = 0) -> dict[str, Interval]:
+    """95 % intervals of the EER and of the TAR at ``far_level`` by the pair bootstrap of
+    :mod:`mifgsm_lib.intervals` (mated and non-mated pairs resampled separately)."""
+    d, s = _as_distances_and_labels(distances, same)
+    far, tar = bootstrap_rates(d, s, stratified_weights(s, n_boot, seed))
+    point_far, point_tar, _ = roc(d, s)
+    return {"eer": basic_interval(_eer_from_curve(point_far, point_tar), eers(far, tar)),
+            "tar_at_far": basic_interval(_tar_at_far_from_curve(point_far, point_tar, far_level),
+                                         tars_at_far(far, tar, far_level))}
+
+
+def tars_at_far(far: np.ndarray, tar: np.ndarray, far_level: float = DEFAULT_FAR) -> np.ndarray:
+    """:func:`tar_at_far` of each row of (B, T) ROC curves."""
+    if not 0.0 < far_level <= 1.0:
+        raise ValueError(f"far={far_level!r}: expected a false accept rate in (0, 1]")
+    return np.where(far <= far_level, tar, -np.inf).max(axis=1)
 
 
 def _fold_labels(folds: int | np.ndarray, n_pairs: int) -> np.ndarray:

@@ -27,11 +27,12 @@ def templates() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def gender_on_first_pc() -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic 8-d templates whose largest-variance direction is gender: it becomes principal component 0."""
+    """Synthetic 8-d templates whose largest-variance direction, before and after standardising each dimension, is
+    gender (shared by four dimensions): it becomes principal component 0."""
     rng = np.random.default_rng(1)
     y = np.repeat([0, 1], 100)
     X = rng.normal(size=(200, 8))
-    X[:, 0] += np.where(y == 1, 5.0, -5.0)
+    X[:, :4] += np.where(y == 1, 2.0, -2.0)[:, None]
     return X, y
 
 
@@ -109,8 +110,8 @@ def test_multi_ive_leaves_locked_components_untouched(templates):
     multi = fast(MultiIVE, n_locked=5, n_per_step=3, n_steps=4).fit(X, y)
     gone = np.concatenate(multi.eliminated_)
     assert gone.min() >= 5
-    Z_in = multi.domain_.transform(X)
-    Z_out = multi.domain_.transform(multi.transform(X))
+    Z_in = multi.to_domain(X)
+    Z_out = multi.to_domain(multi.transform(X))
     np.testing.assert_allclose(Z_out[:, :5], Z_in[:, :5], atol=1e-10)
     np.testing.assert_allclose(Z_out[:, multi.kept_], Z_in[:, multi.kept_], atol=1e-10)
     np.testing.assert_allclose(Z_out[:, gone], 0.0, atol=1e-10)
@@ -124,14 +125,41 @@ def test_multi_ive_lock_protects_the_most_gendered_component(gender_on_first_pc)
     assert locked.eliminated_[0].tolist() != [0]
 
 
-def test_multi_ive_pca_output_distances_are_domain_distances_over_kept_components(templates):
+@pytest.mark.parametrize("standardize", [True, False])
+def test_multi_ive_pca_output_distances_are_domain_distances_over_kept_components(templates, standardize):
+    """PCA over all components is an isometry of the (standardised) template space: distances between the
+    outputs, standardised as the input was, equal the domain distances over the kept components."""
     X, y = templates
-    multi = fast(MultiIVE, n_locked=5, n_per_step=3, n_steps=4).fit(X, y)
+    multi = fast(MultiIVE, n_locked=5, n_per_step=3, n_steps=4, standardize=standardize).fit(X, y)
     out = multi.transform(X[:20])
-    Z = multi.domain_.transform(X[:20])[:, multi.kept_]
+    if standardize:
+        out = multi.scaler_.transform(out)
+    Z = multi.to_domain(X[:20])[:, multi.kept_]
     d_out = np.linalg.norm(out[:, None] - out[None], axis=-1)
     d_dom = np.linalg.norm(Z[:, None] - Z[None], axis=-1)
     np.testing.assert_allclose(d_out, d_dom, atol=1e-10)
+
+
+def test_multi_ive_equals_standardise_pca_zero_inverse_by_hand():
+    """The released code's recipe, by hand on a small example: standardise with the training mean and standard
+    deviation, project on the principal axes, zero the eliminated components, project back, undo the scaling."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 4)) * np.array([1.0, 10.0, 0.1, 3.0]) + np.array([5.0, -2.0, 0.0, 1.0])
+    X[:, 1] += 0.5 * X[:, 3]
+    y = (X[:, 3] + rng.normal(size=60) > 1).astype(int)
+    multi = fast(MultiIVE, n_locked=1, n_per_step=2, n_steps=1).fit(X, y)
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    S = (X - mean) / std
+    centre = S.mean(axis=0)
+    _, _, vt = np.linalg.svd(S - centre, full_matrices=False)
+    Z = (S - centre) @ vt.T
+    gone = multi.eliminated_[0]
+    assert 0 not in gone and len(gone) == 2
+    Z[:, gone] = 0.0
+    expected = (Z @ vt + centre) * std + mean
+    np.testing.assert_allclose(multi.transform(X), expected, atol=1e-9)
+    raw = fast(MultiIVE, n_locked=1, n_per_step=2, n_steps=1, standardize=False).fit(X, y)
+    assert not np.allclose(raw.transform(X), expected)
 
 
 # FastICA does not converge on Gaussian noise, which has no independent sources to find.

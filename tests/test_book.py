@@ -22,21 +22,76 @@ def test_toc_lists_the_intro_first_and_existing_notebooks() -> None:
         assert (ROOT / f"{chapter}.ipynb").is_file(), chapter
 
 
-def test_every_chapter_has_the_parameters_cell() -> None:
+def _chapters() -> dict[str, object]:
     import nbformat
 
-    for chapter in book.toc_chapters(ROOT):
-        nb = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
-        tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    return {c: nbformat.read(ROOT / f"{c}.ipynb", as_version=4) for c in book.toc_chapters(ROOT)}
+
+
+def _tagged(nb: object, tag: str) -> list:
+    return [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
+
+
+def test_every_chapter_has_the_parameters_cell() -> None:
+    for chapter, nb in _chapters().items():
+        tagged = _tagged(nb, "parameters")
         assert len(tagged) == 1, f"{chapter}: expected one cell tagged 'parameters'"
-        for name in book.CHAPTER_PARAMETERS:
-            assert f"{name} = " in tagged[0].source, f"{chapter}: parameters cell lacks {name}"
+        assert book.chapter_parameters(ROOT, chapter)[:len(book.CHAPTER_PARAMETERS)] == list(book.CHAPTER_PARAMETERS)
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{chapter}: stored with outputs"
 
 
+def test_every_setup_cell_is_the_published_template() -> None:
+    """One template installs the library from _config.yml's repository and release, and fetches the chapter's data:
+    each chapter's setup cell is that template with the chapter's own datasets."""
+    import re
+
+    for chapter, nb in _chapters().items():
+        (setup,) = _tagged(nb, "setup")
+        datasets = re.search(r"datasets=\[(.*?)\]", setup.source).group(1)
+        expected = book.setup_source(ROOT, chapter, [d.strip() for d in datasets.split(",") if d.strip()])
+        assert setup.source == expected, f"{chapter}: setup cell out of date; regenerate it with book.setup_source"
+        index = nb.cells.index(setup)
+        assert _tagged(nb, "parameters")[0] is nb.cells[index - 1], f"{chapter}: the setup follows the parameters"
+
+
+def test_chapters_ask_colab_for_a_gpu_and_hide_their_plumbing() -> None:
+    for chapter, nb in _chapters().items():
+        assert nb.metadata.get("accelerator") == "GPU", chapter
+        assert nb.metadata["colab"]["gpuType"], chapter
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert code[0] is _tagged(nb, "parameters")[0], f"{chapter}: the parameters come first (papermill)"
+        checks = [c for c in code if "checks.require(" in c.source]
+        assert checks and all("remove-cell" in c.metadata.get("tags", []) for c in checks), chapter
+
+
+def test_code_lines_fit_the_page() -> None:
+    """The book's code column holds 79 characters: no code cell scrolls sideways."""
+    for chapter, nb in _chapters().items():
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                long = [line for line in cell.source.splitlines() if len(line) > book.CODE_LINE]
+                assert not long, f"{chapter}: lines longer than {book.CODE_LINE} characters: {long}"
+
+
+def test_hidden_cells_are_removed_from_the_html(tmp_path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("y = 2", metadata={"tags": ["injected-parameters"]}),
+                                         nbformat.v4.new_code_cell("z = 3", metadata={"tags": ["setup"]}),
+                                         nbformat.v4.new_code_cell("shown = 4")])
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, path)
+    book.hide_setup(path)
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(path, as_version=4).cells]
+    assert [("remove-cell" in t) for t in tags] == [True, True, True, False]
+
+
 def test_unknown_parameter_and_chapter_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown chapter parameters"):
+    with pytest.raises(ValueError, match=r"unknown chapter parameters \['epsilon'\]: no chapter run defines them"):
         book.run_chapters(ROOT, tmp_path, {"epsilon": 1})
+    with pytest.raises(ValueError, match=r"unknown chapter parameters \['methods'\]"):  # only the attacks' chapters
+        book.run_chapters(ROOT, tmp_path, {"methods": ["mi-fgsm"]}, chapters=["book/intro"])
     with pytest.raises(ValueError, match="not in"):
         book.run_chapters(ROOT, tmp_path, {"profile": "quick"}, chapters=["book/nope"])
 
@@ -65,15 +120,14 @@ def test_book_runs_chapters_and_builds_html(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_every_chapter_states_its_run_time() -> None:
-    import nbformat
+    from mifgsm_lib import page
 
-    for chapter in book.toc_chapters(ROOT):
-        assert set(book.RUN_MINUTES[chapter]) == {"quick", "default"}, chapter
-        nb = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
-        assert any(f'show_run_time("{chapter}", cfg.profile)' in c.source for c in nb.cells), chapter
-    assert "min with the `default` profile" in book.run_time("book/attacks", "quick")
+    for chapter, nb in _chapters().items():
+        assert set(page.RUN_MINUTES[chapter]) == {"quick", "default"}, chapter
+        assert any(f'page.header("{chapter}", cfg)' in c.source for c in nb.cells), chapter
+    assert "min with the `default` profile" in page.run_time("book/attacks", "quick")
     with pytest.raises(ValueError, match="chapter='book/nope'"):
-        book.run_time("book/nope", "quick")
+        page.run_time("book/nope", "quick")
 
 
 def test_progress_prints_one_finished_line_in_book_runs(monkeypatch: pytest.MonkeyPatch,
@@ -92,9 +146,7 @@ def test_progress_prints_one_finished_line_in_book_runs(monkeypatch: pytest.Monk
 
 def test_every_chapter_ends_with_the_run_table() -> None:
     """The run table says what produced the page, and it is where a chapter writes its passes to the ledger."""
-    import nbformat
 
-    for chapter in book.toc_chapters(ROOT):
-        nb = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
+    for chapter, nb in _chapters().items():
         code = [c for c in nb.cells if c.cell_type == "code"]
-        assert "show_run(cfg.as_dict())" in code[-1].source, chapter
+        assert code[-1].source == "page.show_run(cfg)", chapter

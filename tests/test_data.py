@@ -252,6 +252,13 @@ def test_lfw_protocol_pairs_for_colorferet_style_data(tmp_path: Path) -> None:
     assert len(set(zip(pairs.left.tolist(), pairs.right.tolist()))) == 40
     with pytest.raises(ValueError, match=r"colorferet: fold 0 has only 6 mated pairs, 300 needed"):
         data.dataset_pairs(ds)
+    fewer = data.lfw_protocol_pairs(ds, seed=0, n_folds=2)  # a folder of the user's: what every fold allows
+    assert len(fewer) == 2 * 2 * 30 and fewer.same.sum() == 60  # 10 people of 3 images per fold: 30 mated
+    assert ((ds.identity[fewer.left] == ds.identity[fewer.right]) == fewer.same).all()
+    single = data.FaceDataset("folder", tmp_path, [f"{k}.png" for k in range(6)], [str(k) for k in range(6)],
+                              np.arange(6), [f"p{k}" for k in range(6)], np.arange(6) % 2)
+    with pytest.raises(ValueError, match=r"folder: a fold of people has no mated pair"):
+        data.dataset_pairs(single)
 
 
 def test_folder_with_csv_labels(tmp_path: Path) -> None:

@@ -143,7 +143,8 @@ def test_attack_sweep_and_verification_sweep(cfg: RunConfig) -> None:
 def test_tradeoff_runs_and_keeps_unknown_images_clean(cfg: RunConfig) -> None:
     result = tradeoff.run(cfg, attacks=["mi-fgsm"], eps_list=[0.002, 0.005], n_steps=2, n_estimators=5, n_jobs=1,
                           progress=False)
-    assert result.n_labelled == result.n_images - 3
+    assert (~result.target.labelled).sum() == 3 and result.n_labelled == int(result.report.labelled.sum())
+    assert not np.isin(result.report.indices, result.target.split_by_folds()[0].indices).any()
     assert set(result.frontier["method"]) == {"reference", "mi-fgsm", "ive", "multi-ive"}
     frontier = result.frontier
     assert frontier[[m for m in tradeoff.METRICS if m != "pic"]].notna().all().all()

@@ -53,17 +53,20 @@ def test_fallback_table_fraction() -> None:
 def test_alignment_inputs_are_checked() -> None:
     with pytest.raises(ValueError, match="one chip per image"):
         study.alignment_examples(_dataset(), np.zeros((2, 150, 150, 3), np.uint8), [0])
-    with pytest.raises(ValueError, match="at least one alignment example"):
-        figures.plot_alignment([])
+    with pytest.raises(ValueError, match="at least one dataset of alignment examples"):
+        figures.plot_alignment({}, per_row=2)
 
 
 def test_plot_alignment_draws_originals_above_chips() -> None:
     image = np.zeros((40, 40, 3), np.uint8)
     examples = [study.AlignmentExample("x_0001", image, (5, 5, 30, 30), fb, np.zeros((15, 15, 3), np.uint8))
                 for fb in (False, True)]
-    fig = figures.plot_alignment(examples, "title")
-    assert len(fig.axes) == 4
-    assert [p.get_edgecolor()[:3] for ax in fig.axes[:2] for p in ax.patches] == [(0.0, 1.0, 0.0), (1.0, 0.0, 0.0)]
+    fig = figures.plot_alignment({"lfw": examples, "utkface: fallback cases": []}, per_row=3)
+    assert len(fig.axes) == 6 and sum(bool(ax.images) for ax in fig.axes) == 4  # the third column is left blank
+    patches = [p.get_edgecolor()[:3] for ax in fig.axes for p in ax.patches]
+    assert patches == [(0.0, 1.0, 0.0), (1.0, 0.0, 0.0)]
+    assert [f.get_suptitle() for f in fig.subfigs] == ["lfw", "utkface: fallback cases"]
+    assert "none" in [t.get_text() for t in fig.subfigs[1].texts]
 
 
 @pytest.fixture(scope="module")

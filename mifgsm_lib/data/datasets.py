@@ -9,7 +9,6 @@ gender-balanced subset (5,000 images).
 from __future__ import annotations
 
 import csv
-import importlib.resources
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -25,11 +24,12 @@ GENDER_NAMES = {MALE: "male", FEMALE: "female", UNKNOWN: "unknown"}
 
 #: The manifests ``data/<name>.yml`` (sources, sha256, layout) next to the package.
 def _manifest_dir() -> Path:
-    """``data/`` of a source checkout, else the installed copy (package ``mifgsm_lib.manifests``)."""
-    checkout = Path(__file__).resolve().parents[2] / "data"
-    if (checkout / "lfw.yml").is_file():
-        return checkout
-    return Path(str(importlib.resources.files("mifgsm_lib.manifests")))
+    """The installed copy (``mifgsm_lib/manifests``, as a wheel installs ``data/``), else ``data/`` of a source
+    checkout (an editable install). Read as a folder: the installed copy is a package without ``__init__.py``, for
+    which ``importlib.resources.files`` gives a ``MultiplexedPath``, not a path of the file system."""
+    package = Path(__file__).resolve().parents[1]
+    installed, checkout = package / "manifests", package.parent / "data"
+    return installed if (installed / "lfw.yml").is_file() or not (checkout / "lfw.yml").is_file() else checkout
 
 
 MANIFEST_DIR = _manifest_dir()
@@ -162,7 +162,7 @@ _LFW_IMAGE = re.compile(r"^(?P<person>.+)_(?P<number>\d{4})\.jpg$")
 
 def _read_name_list(path: Path) -> tuple[set[str], list[str]]:
     """An LFW gender list: one image file name per line (CRLF); returns the names and the bad lines."""
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     bad = [f"{path.name}: line {line!r} is not an LFW file name <Name>_NNNN.jpg; ignored"
            for line in lines if not _LFW_IMAGE.match(line)]
     return {line for line in lines if _LFW_IMAGE.match(line)}, bad
@@ -358,15 +358,24 @@ def _load_folder(root: Path, labels: str | Path = "labels.csv") -> FaceDataset:
     if not csv_path.is_file():
         raise FileNotFoundError(f"folder dataset: labels file {csv_path} not found (a CSV with columns path,gender"
                                 "[,identity,...])")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: a BOM (as Excel writes) is dropped
         reader = csv.DictReader(handle)
-        columns = list(reader.fieldnames or [])
+        columns = [c.strip() for c in reader.fieldnames or []]
+        reader.fieldnames = columns
         if not {"path", "gender"} <= set(columns):
             raise ValueError(f"{csv_path}: columns {columns}, expected path,gender[,identity,...]")
         rows = [(reader.line_num, row) for row in reader]
     if not rows:
         raise _no_images("folder", csv_path, "one row per image")
+    first_line: dict[str, int] = {}
     for line, row in rows:
+        if any(row.get(c) is None for c in columns) or None in row:
+            raise ValueError(f"{csv_path} line {line}: {sum(v is not None for v in row.values())} fields, expected "
+                             f"{len(columns)} ({','.join(columns)})")
+        if row["path"] in first_line:
+            raise ValueError(f"{csv_path} line {line}: image {row['path']!r} is listed twice (first on line "
+                             f"{first_line[row['path']]})")
+        first_line[row["path"]] = line
         if row["gender"].strip().lower() not in _GENDER_WORDS:
             raise ValueError(f"{csv_path} line {line}: gender={row['gender']!r}, expected 0/1, m/f or male/female "
                              "(-1, unknown or empty: not known)")

@@ -4,13 +4,18 @@ with pinned sha256 (pooch)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mifgsm_lib.cache import save_json
 from mifgsm_lib.config import MIRROR_ENV
 from mifgsm_lib.data.datasets import LOADERS, FaceDataset, check_dataset_name, load_manifest
 from mifgsm_lib.data.pairs import dataset_pairs
@@ -23,21 +28,25 @@ def _looks_like(name: str, folder: Path) -> bool:
 
 
 def dataset_dir(name: str, data_dir: Path | str, mirror: Path | str | None = None) -> Path:
-    """The folder dataset ``name`` is loaded from: the first of ``<data_dir>/<name>``, ``data_dir`` itself and
-    ``<mirror>/<name>`` (argument or ``$MIFGSM_MIRROR``) laid out as the manifest says (``folder``: ``data_dir``)."""
+    """The folder dataset ``name`` is loaded from: ``<data_dir>/<name>`` where it holds the dataset, else
+    ``data_dir`` itself where that is the dataset's folder; a ``<data_dir>/<name>`` that exists but is incomplete is
+    an error naming what it lacks (never silently replaced by the mirror); else ``<mirror>/<name>`` (argument or
+    ``$MIFGSM_MIRROR``). Each is laid out as the manifest says (``folder``: ``data_dir``)."""
     check_dataset_name(name)
     data_dir = Path(data_dir)
-    if name == "folder":
+    if name == "folder" or (not (data_dir / name).is_dir() and _looks_like(name, data_dir)):
         return data_dir
-    mirror = mirror or os.environ.get(MIRROR_ENV)
-    candidates = [data_dir / name, data_dir] + ([Path(mirror) / name] if mirror else [])
-    found = next((c for c in candidates if _looks_like(name, c)), None)
-    if found is not None:
-        return found
     if (data_dir / name).is_dir():
         lacking = _missing(data_dir / name, load_manifest(name), check_registry=False)
+        if not lacking:
+            return data_dir / name
+        if _looks_like(name, data_dir):  # the dataset's own folder, whose images sit in a sub-folder of its name
+            return data_dir
         raise FileNotFoundError(f"{name}: {data_dir / name} is incomplete (nothing matches {lacking}); "
-                                f"run `mifgsm data fetch {name}` again")
+                                f"run `mifgsm data fetch {name}` again, or move the folder away")
+    mirror = mirror or os.environ.get(MIRROR_ENV)
+    if mirror and _looks_like(name, Path(mirror) / name):
+        return Path(mirror) / name
     raise FileNotFoundError(f"{name}: no dataset folder {data_dir / name}; get it with `mifgsm data fetch {name}` "
                             f"(add --mirror DIR or set {MIRROR_ENV} to use a local mirror)")
 
@@ -136,10 +145,16 @@ def fetch(name: str, data_dir: Path | str, mirror: Path | str | None = None, pro
         return _from_mirror(name, Path(mirror), target, manifest)
     if "access" in manifest:
         raise FileNotFoundError(manifest["access"].replace("<data_dir>", str(Path(data_dir))))
-    _download(name, manifest, target, progress)
-    lacking = _missing(target, manifest)
-    if lacking:
-        raise FileNotFoundError(f"{name}: after downloading, {target} still lacks {lacking[:5]}")
+    existed = target.exists()
+    try:
+        _download(name, manifest, target, progress)
+        lacking = _missing(target, manifest)
+        if lacking:
+            raise FileNotFoundError(f"{name}: after downloading, {target} still lacks {lacking[:5]}")
+    except BaseException:
+        if not existed:  # a failed fetch leaves nothing that would block the next one (a mirror link, a retry)
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     return target
 
 
@@ -157,7 +172,66 @@ def info(name: str, data_dir: Path | str, **kw: Any) -> dict[str, Any]:
     report["pairs"] = None
     if dataset.has_identities:
         try:
-            report["pairs"] = len(dataset_pairs(dataset))
+            found = dataset_pairs(dataset)
+            report["pairs"] = len(found)
+            report["problems"] += found.problems
         except (ValueError, FileNotFoundError) as exc:
             report["problems"].append(f"verification pairs: {exc}")
     return report
+
+
+# --------------------------------------------------------------------------------------------- content
+
+def file_digest(path: Path) -> str:
+    """The sha256 of a file's bytes (16 hex digits)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def file_digests(root: Path, names: Sequence[str], memo: Path | None = None) -> list[str]:
+    """:func:`file_digest` of each file ``root/name``, hashed once: ``memo`` (a JSON file) remembers each file's
+    size, modification time and digest, and a file whose size and time are unchanged is not read again."""
+    known: dict[str, list[Any]] = {}
+    if memo is not None and memo.is_file():
+        try:
+            known = json.loads(memo.read_text())
+        except (ValueError, OSError):
+            known = {}  # a damaged memo only costs a rehash
+    out, changed = [], False
+    for name in names:
+        path = root / name
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise FileNotFoundError(f"{path}: cannot be read ({exc.strerror})") from exc
+        entry = known.get(name)
+        if entry and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
+            out.append(entry[2])
+            continue
+        digest = file_digest(path)
+        known[name] = [stat.st_size, stat.st_mtime_ns, digest]
+        out.append(digest)
+        changed = True
+    if memo is not None and changed:
+        save_json(memo, known)
+    return out
+
+
+def content_digest(dataset: FaceDataset, memo_dir: Path | None = None) -> str:
+    """What identifies a dataset's content: its image ids, the bytes of every image (:func:`file_digests`, memoised
+    in ``memo_dir``), its labels (gender, identities, attributes) and the files beside its images (pairs.txt, label
+    lists, labels.csv). No path enters it, so a dataset moved elsewhere keeps its digest."""
+    memo = None if memo_dir is None else memo_dir / f"{dataset.name}-{len(dataset)}.json"
+    digest = hashlib.sha256()
+    digest.update("\n".join(map(str, dataset.image_ids)).encode())
+    digest.update("".join(file_digests(dataset.root, dataset.paths, memo)).encode())
+    images = set(dataset.paths)
+    beside = sorted(p.name for p in dataset.root.iterdir()
+                    if p.is_file() and not p.name.startswith(".") and p.name not in images)
+    digest.update("".join(f"{n}:{d}" for n, d in zip(beside, file_digests(dataset.root, beside))).encode())
+    for array in (dataset.gender, dataset.identity, *(dataset.attributes[k] for k in sorted(dataset.attributes))):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]

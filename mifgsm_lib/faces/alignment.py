@@ -27,7 +27,7 @@ from typing import Any
 
 import dlib
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 from skimage.transform import SimilarityTransform, warp
 
 from mifgsm_lib.faces.dlib_resnet import dlib_model_file
@@ -35,6 +35,8 @@ from mifgsm_lib.progress import bar
 
 #: Upsampling passes of dlib's frontal face detector.
 DETECTOR_UPSAMPLE = 1
+#: Images a worker process of :func:`align_faces` takes at a time (a set of fewer needs one worker only).
+ALIGN_CHUNK = 16
 #: Side of the centred fallback box, as a fraction of the shorter image side.
 FALLBACK_BOX_FRACTION = 0.7
 
@@ -58,12 +60,36 @@ class AlignmentResult:
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
-    """An image file as an (H, W, 3) uint8 RGB array."""
+    """An image file as an (H, W, 3) uint8 RGB array: the picture a person sees in an image viewer.
+
+    EXIF orientation is applied; palette, grey, CMYK and other colour modes are converted to RGB; 16-bit images
+    are scaled to 8 bits (full range); transparent pixels are laid over white. A file that cannot be decoded
+    (truncated, not an image, 32-bit floating point, a decompression bomb) raises a ``ValueError`` naming it.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            return _as_rgb(img, path)
+    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from exc
+
+
+def _as_rgb(img: Image.Image, path: Path) -> np.ndarray:
+    """:func:`load_rgb`'s conversion of a decoded image to 8-bit RGB."""
+    if img.mode == "F":
+        raise ValueError(f"{path}: a 32-bit floating-point image; expected an 8- or 16-bit photo")
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        grey = np.asarray(img, dtype=np.float64)  # 16-bit modes span 0..65535 even where an image is dark
+        grey = grey * (255.0 / 65535.0) if img.mode != "I" or grey.max() > 255 else grey
+        return np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 def _check_image(image: np.ndarray, index: int) -> np.ndarray:
@@ -183,5 +209,5 @@ def align_faces(
         collect(aligner(_as_image(image, i)) for i, image in items)
     else:
         with Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
-            collect(pool.imap(_align_in_worker, items, chunksize=16))
+            collect(pool.imap(_align_in_worker, items, chunksize=ALIGN_CHUNK))
     return AlignmentResult(chips=chips, fallback=fallback)

@@ -17,7 +17,7 @@ import pooch
 import torch
 from torch import nn
 
-from mifgsm_lib.cache import load_state_dict
+from mifgsm_lib.cache import UnreadableEntry, load_state_dict
 from mifgsm_lib.config import default_data_dir
 
 #: Residual blocks per stage of IResNet50.
@@ -130,7 +130,7 @@ def load_backbone(model: nn.Module, path_or_url: str | Path) -> nn.Module:
     path = _resolve_weights(path_or_url)
     try:
         state = load_state_dict(path)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+    except (UnreadableEntry, pickle.UnpicklingError, RuntimeError, EOFError) as exc:
         raise ValueError(f"{path}: not a readable torch checkpoint with weights only ({exc})") from exc
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict of tensors (arcface_torch backbone.pth)")

@@ -28,10 +28,19 @@ def _hue_label(hue: str, value: object) -> str:
     return f"{hue} = {value}"
 
 
+def band(ax: plt.Axes, part: pd.DataFrame, metric: str, colour: str, scale: float = 1.0) -> None:
+    """The 95 % interval of ``metric`` (columns ``<metric>_low``, ``<metric>_high``) as a shaded band, where the
+    table has it."""
+    if f"{metric}_low" in part:
+        ax.fill_between(part["eps"], scale * part[f"{metric}_low"], scale * part[f"{metric}_high"], color=colour,
+                        alpha=0.18, lw=0)
+
+
 def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", log_eps: bool = False) -> Figure:
     """Settings A (left) and B (right) against ε, one line per value of ``hue`` (Figs. 2-4).
 
-    The clean accuracy of each setting (the ε = 0 rows) is the dotted line, chance the thin grey one.
+    The clean accuracy of each setting (the ε = 0 rows) is the dotted line, chance the thin grey one; where the
+    sweep has intervals (``<setting>_low``, ``<setting>_high``), each line carries its 95 % band.
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     clean = sweep[sweep["eps"] == 0]
@@ -40,7 +49,8 @@ def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", log
         for value, part in attacked.groupby(hue, sort=False):
             part = part.sort_values("eps")
             colour = style_of(str(value))[0] if hue == "method" else None
-            ax.plot(part["eps"], part[setting], "o-", ms=3.5, color=colour, label=_hue_label(hue, value))
+            line, = ax.plot(part["eps"], part[setting], "o-", ms=3.5, color=colour, label=_hue_label(hue, value))
+            band(ax, part, setting, line.get_color())
         ax.axhline(float(clean[setting].iloc[0]), color="k", ls=":", lw=1, label="clean")
         ax.axhline(0.5, color="grey", lw=0.6)
         ax.set(xlabel="ε ([0, 1] pixel scale" + (", log)" if log_eps else ")"), title=SETTINGS[setting])
@@ -111,7 +121,8 @@ def plot_tsne(points: pd.DataFrame, titles: dict[float, str] | None = None) -> F
 
 
 def plot_privacy_cost(sweep: pd.DataFrame) -> Figure:
-    """Beyond the paper: setting B and the EER against ε (left, middle) and setting B against EER (right)."""
+    """Beyond the paper: setting B and the EER against ε (left, middle, with 95 % bands where measured) and
+    setting B against EER (right)."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     clean = sweep[sweep["eps"] == 0].iloc[0]
     for method, part in sweep.groupby("method", sort=False):
@@ -119,6 +130,8 @@ def plot_privacy_cost(sweep: pd.DataFrame) -> Figure:
         colour = style_of(method)[0]
         axes[0].plot(attacked["eps"], attacked["setting_b"], "o-", ms=3.5, color=colour, label=label(method))
         axes[1].plot(attacked["eps"], 100 * attacked["eer"], "o-", ms=3.5, color=colour, label=label(method))
+        band(axes[0], attacked, "setting_b", colour)
+        band(axes[1], attacked, "eer", colour, scale=100.0)
         line = pd.concat([part[part["eps"] == 0].iloc[:1], attacked])
         axes[2].plot(100 * line["eer"], line["setting_b"], "o-", ms=3.5, color=colour, label=label(method))
         for _, row in attacked.iterrows():

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mifgsm_lib import data, evaluation, methods, mi, pipeline, robustness
+from mifgsm_lib import data, evaluation, methods, mi, pipeline, robustness, verdicts
 from mifgsm_lib.config import GREY_LEVEL, RunConfig, grey_eps
 from mifgsm_lib.evaluation import REFERENCE, SetKey
 
@@ -92,10 +92,13 @@ class Study:
 
 
 def _measure(cfg: RunConfig, target: evaluation.EvaluationSet, sets: dict[SetKey, np.ndarray]) -> pd.DataFrame:
-    """:func:`mifgsm_lib.evaluation.measure` with setting A (the MLP trained on clean templates) and the budget in
-    grey levels."""
-    frame = evaluation.measure(sets, target, folds=int(cfg.sizes["cv_folds"]), seed=cfg.seed,
-                               classifier=pipeline.mlp(cfg)[0])
+    """:func:`mifgsm_lib.evaluation.measure` with setting A (MLPs trained on clean templates, each image scored by one
+    that never saw it nor its person: :func:`mifgsm_lib.pipeline.crossfit_classifier`) and the budget in grey
+    levels."""
+    labelled = target.indices[target.labelled]
+    frame, _ = pipeline.measure_sets(cfg, sets, target, folds=int(cfg.sizes["cv_folds"]),
+                                     classifier=pipeline.crossfit_classifier(cfg, labelled),
+                                     classifier_key=f"crossfit:{pipeline.digest(labelled)}")
     frame["grey_levels"] = (frame["value"] / GREY_LEVEL).round(6)
     return frame
 
@@ -133,6 +136,33 @@ def iterative_study(cfg: RunConfig, chapter_sizes: dict[str, Any] | None = None,
     curve = _measure(cfg, target, curve_sets)
     return Study(frontier, robust.reset_index(drop=True), curve, plan.steps, len(target), len(target.pairs),
                  templates, target)
+
+
+def robustness_plus(cfg: RunConfig, study: Study, method: str = "mi-fgsm", grey_levels: float = 1.0) -> pd.DataFrame:
+    """Setting B+ (the stronger adversary, :mod:`mifgsm_lib.evaluation.adversary`) of ``method`` at ``grey_levels``
+    in every view it was measured in but float (the 8-bit photo, processed or not), beside the clean photo in the
+    same view: one row per view with both values and the privacy the protection buys there against the stronger
+    adversary (``gain``, a paired 95 % interval)."""
+    target, protection = study.evaluated, (method, float(grey_levels))
+    if protection not in study.templates:
+        raise ValueError(f"study: {method!r} at {grey_levels:g} grey levels was not measured; it has "
+                         f"{sorted(study.templates)}")
+    clean = pipeline.templates(cfg)["templates"][target.indices]
+    rows = []
+    for view, z in study.templates[protection].items():
+        if view == "float":
+            continue
+        reference = clean if view == "uint8" else study.templates[("reference", 0.0)][view]
+        key = SetKey(method, "eps", grey_eps(grey_levels))
+        frame, replicates = pipeline.measure_sets(cfg, {REFERENCE: reference, key: z}, target, plus=True,
+                                                  folds=int(cfg.sizes["cv_folds"]))
+        frame = frame.set_index("method")
+        gain = evaluation.paired_difference(frame.reset_index(), replicates, REFERENCE, key, "setting_b_plus")
+        rows.append({"view": view, "clean": frame.loc["reference", "setting_b_plus"],
+                     "protected": frame.loc[method, "setting_b_plus"], "protected_low": frame.loc[method,
+                     "setting_b_plus_low"], "protected_high": frame.loc[method, "setting_b_plus_high"],
+                     "gain": gain.estimate, "gain_low": gain.low, "gain_high": gain.high})
+    return pd.DataFrame(rows)
 
 
 #: The frontier's metrics as the chapter's tables name them.
@@ -246,7 +276,7 @@ def attribute_leakage(
     rows = []
     for measured in attributes:
         target = pipeline.evaluation_set(cfg, name=name, attribute=measured, indices=indices)
-        frame = evaluation.measure(sets, target, folds=int(cfg.sizes["cv_folds"]), seed=cfg.seed, multiclass=True)
+        frame, _ = pipeline.measure_sets(cfg, sets, target, folds=int(cfg.sizes["cv_folds"]), multiclass=True)
         rows += [{"protected": against[key], "method": key.method, "grey_levels": key.value, "measured": measured,
                   "setting_b": b, "chance": 1 / len(data.ATTRIBUTES[measured])}
                  for key, b in zip(sets, frame["setting_b"])]
@@ -264,3 +294,180 @@ def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
     table = 100 * frame.pivot_table(index="protection", columns="measured", values="setting_b", sort=False)
     table.loc["chance (1/K)"] = 100 * leakage.groupby("measured")["chance"].first()
     return table
+
+
+# --------------------------------------------------------------------------------------------- the chapter's prose
+
+
+def gradient_checks(cfg: RunConfig, attribute_dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The closed form of Eq. 7's gradient against autograd (:func:`mifgsm_lib.mi.gradient_check`) on real clean
+    templates, for the gender estimator of the attacks and the other attributes' estimators on
+    ``attribute_dataset``; and the share of template-gradient signs that change between stratified batches of 64
+    and the whole set (:func:`mifgsm_lib.mi.template_sign_change`)."""
+    clean, subset = pipeline.templates(cfg), pipeline.subset(cfg)
+    other = pipeline.dataset(cfg, attribute_dataset)
+    other_z = pipeline.templates(cfg, attribute_dataset)["templates"]
+    cases = {f"{cfg.dataset} gender": (pipeline.vclub(cfg, "face")[0], clean["templates"][subset],
+                                       clean["gender"][subset])}
+    for attribute in ("age_group", "race"):
+        estimator = pipeline.vclub(cfg, "face", name=attribute_dataset, attribute=attribute)[0]
+        cases[f"{attribute_dataset} {attribute}"] = (estimator, other_z, data.attribute_labels(other, attribute))
+    check = pd.DataFrame([{"estimator": name, **mi.gradient_check(q, z, y)} for name, (q, z, y) in cases.items()])
+    check = check.set_index("estimator")
+    check["relative error"] = check["closed_form_error"] / check["max_gradient"]
+    signs = pd.DataFrame([{"estimator": name, "classes": q.num_classes,
+                           "sign change, batch 64 vs whole": mi.template_sign_change(q, z, y, 64, cfg.seed)}
+                          for name, (q, z, y) in cases.items()]).set_index("estimator")
+    return check, signs
+
+
+def describe_gradient_checks(check: pd.DataFrame, signs: pd.DataFrame) -> str:
+    """Markdown: the closed form's agreement with autograd, and the batch's effect on the signs per class count."""
+    worst = float(check["relative error"].max())
+    two_class, multi = float(signs.iloc[0, 1]), signs.iloc[1:, 1]
+    return (f"The closed form and autograd agree to a relative error of at most {worst:.1e} on every estimator"
+            + (" (float64 rounding)." if worst < 1e-10 else ", **more than float64 rounding: the closed form is "
+               "wrong**.")
+            + " Computed on the same templates' gradients, the fraction of signs that change between stratified "
+            f"batches of 64 and the whole set as one batch is {two_class:.2%} for gender"
+            + (", as the derivation says: the sign does not depend on the batch for two classes." if two_class == 0
+               else ", **against the derivation**.")
+            + f" For age group and race it is {multi.iloc[0]:.2%} and {multi.iloc[1]:.2%}: with more than two "
+            "classes the batch's label frequencies do enter the direction.")
+
+
+def describe_pixel_signs(pixels: dict[str, float]) -> str:
+    """Markdown: MI-FGSM's pixel signs with batches of 64 against one batch of the whole subset."""
+    return (f"Between batches of 64 and one batch of all {pixels['images']} images, {pixels['changed_pixels']:,} of "
+            f"{pixels['pixels']:,} pixel signs change ({pixels['changed']:.1e})."
+            + (" This is floating-point noise: the convolutions of a batch of 64 and of a batch of "
+               f"{pixels['images']} round differently, and only gradient components within rounding of zero flip. "
+               "The batch size does not matter for MI-FGSM on gender." if pixels["changed"] < 1e-4 else
+               " That is more than rounding would explain.")
+            + f" A share of {pixels['zero_share']:.1%} of the pixels get a zero gradient and do not move.")
+
+
+def describe_frontier(frontier: pd.DataFrame) -> str:
+    """Markdown: the clean and one-step numbers, the most private protection within the target's budget and EER,
+    where the iterative protections beat one-step MI-FGSM, and whether the target is met."""
+    ref = frontier[frontier["method"] == "reference"].iloc[0]
+    target = verdicts.target_check(frontier)
+    one_step = frontier[(frontier["method"] == "mi-fgsm") & (frontier["mode"] == "uint8")].set_index(
+        "grey_levels")["setting_b"]
+    lines = [f"Clean templates: setting B {ref['setting_b']:.1%}, EER {ref['eer']:.2%}. One-step MI-FGSM on 8-bit "
+             "photos:" + ",".join(f" {b:.1%} at {g:g} grey level(s)" for g, b in one_step.items()) + "."]
+    best = target["best"]
+    if best is not None:
+        lines.append(f"The most private protection within {verdicts.TARGET['grey_levels']} grey levels at EER ≤ "
+                     f"{verdicts.TARGET['eer']:.0%} is {methods.label(best['method'])} at {best['grey_levels']:g} grey "
+                     f"level(s), {best['mode']}: setting B {best['setting_b']:.1%}, EER {best['eer']:.2%}.")
+    iterative = methods.names("iterative")
+    pgd = frontier[frontier["method"].isin(iterative)]
+    for mode in ("uint8", "float"):
+        for g in sorted(set(pgd["grey_levels"])):
+            at = frontier[(frontier["mode"] == mode) & (frontier["grey_levels"] == g)].set_index("method")["setting_b"]
+            if "mi-fgsm" not in at:
+                continue
+            better = [methods.label(m) for m in iterative if m in at and at[m] < at["mi-fgsm"] - 0.005]
+            verb = "beats" if len(better) == 1 else "beat"
+            lines.append(f"At {g:g} grey level(s), {mode}: " + (
+                f"{', '.join(better)} {verb} one-step MI-FGSM ({at['mi-fgsm']:.1%}) by more than half a point."
+                if better else f"no iterative protection beats one-step MI-FGSM ({at['mi-fgsm']:.1%}) by more than "
+                "half a point."))
+    lines.append(f"**The target** (setting B ≤ {verdicts.TARGET['setting_b']:.0%} at EER ≤ {verdicts.TARGET['eer']:.0%} "
+                 f"within {verdicts.TARGET['grey_levels']} grey levels; one-step MI-FGSM at 1 grey level: "
+                 f"{target['one_step_1grey']:.1%}) is " + ("**met**." if target["met"] else "**not met** on these images."))
+    return " ".join(lines)
+
+
+def margin_table(panels: dict[str, np.ndarray], y: np.ndarray) -> pd.DataFrame:
+    """Per set of templates: the share on q's wrong side of its boundary, and the median |logit margin|."""
+    own = np.where(np.asarray(y) == 1, 1, -1)
+    return pd.DataFrame({"on q's wrong side": {k: float(np.mean(np.sign(m) != own)) for k, m in panels.items()},
+                         "median |margin|": {k: float(np.median(np.abs(m))) for k, m in panels.items()}})
+
+
+def describe_margins(margins: pd.DataFrame, vclub_key: str, confusion_key: str) -> str:
+    """Markdown: whether the vCLUB objective pushes templates through q's boundary and the confusion objective
+    onto it, as the derivation predicts."""
+    m = margins
+    through = m.loc[vclub_key, "median |margin|"] > m.loc[confusion_key, "median |margin|"]
+    return (f"MI-PGD on the vCLUB objective puts {m.loc[vclub_key, 'on q' + chr(39) + 's wrong side']:.0%} of the "
+            f"templates on the wrong side of $q$'s boundary (clean: {m.loc['clean', 'on q' + chr(39) + 's wrong side']:.1%}), "
+            f"at a median distance |m| of {m.loc[vclub_key, 'median |margin|']:.1f} (clean: "
+            f"{m.loc['clean', 'median |margin|']:.1f}). The confusion objective leaves "
+            f"{m.loc[confusion_key, 'on q' + chr(39) + 's wrong side']:.0%} on the wrong side, at a median |m| of "
+            f"{m.loc[confusion_key, 'median |margin|']:.1f}. "
+            + ("As the derivation predicts, the vCLUB objective pushes the templates *through* the boundary and the "
+               "confusion objective *onto* it." if through else
+               "Against the derivation's prediction, the confusion objective does not keep the margins closer to "
+               "the boundary than the vCLUB objective."))
+
+
+def describe_robustness(kept: pd.DataFrame, frontier: pd.DataFrame) -> str:
+    """Markdown, per processed protection: whether it vanishes under a processing, and where setting B falls
+    further after processing."""
+    one_step = frontier[(frontier["method"] == "mi-fgsm") & (frontier["mode"] == "uint8")].set_index(
+        "grey_levels")["setting_b"].sort_index()
+    lines = []
+    for (method, grey), part in kept.groupby(["method", "grey_levels"], sort=False):
+        name = f"{methods.label(method)} at {grey:g} grey level(s)"
+        base = float(part["base_gain"].iloc[0])
+        if not base > 0:
+            lines.append(f"* {name} has no setting-B gain on unprocessed photos, so there is nothing to keep.")
+            continue
+        gone = part.loc[part["vanished"], "transform"].tolist()
+        more = part.loc[part["share"] > 1, "transform"].tolist()
+        lines.append(f"* {name} (gain {100 * base:.1f} points unprocessed): "
+                     + (f"**vanishes** under {', '.join(gone)}" if gone else
+                        "keeps at least a quarter of its gain everywhere")
+                     + ("; **it does not survive a JPEG re-compression at quality 90, so it is not a protection for "
+                        "photos that get re-compressed**" if "jpeg90" in gone else "")
+                     + (f"; under {', '.join(more)} setting B falls *further* than on the unprocessed photos"
+                        if more else "") + ".")
+    if (kept["share"] > 1).any() and len(one_step) > 1 and one_step.iloc[-1] > one_step.iloc[0]:
+        lines.append(f"\nSetting B can fall further after processing. One-step MI-FGSM's setting B rises again with "
+                     f"the budget ({one_step.iloc[0]:.1%} at {one_step.index[0]:g} grey level(s), "
+                     f"{one_step.iloc[-1]:.1%} at {one_step.index[-1]:g}), so the retrained classifiers learn part of "
+                     "the perturbation's own pattern. The processing smooths that pattern away, while the templates' "
+                     "shift stays.")
+    return "\n".join(lines)
+
+
+def describe_robustness_plus(plus: pd.DataFrame, method: str, grey_levels: float) -> str:
+    """Markdown: the privacy ``method`` buys against setting B+ in each view (processed or not)."""
+    lines = [f"{methods.label(method)} at {grey_levels:g} grey level(s), against the stronger adversary of setting B+:"]
+    for r in plus.itertuples():
+        kept = "survives" if r.gain_low > 0 else "is not shown to survive" if r.gain_high > 0 else "is gone"
+        lines.append(f"* {r.view}: setting B+ {r.clean:.1%} clean, {r.protected:.1%} protected; the gain "
+                     f"{100 * r.gain:+.1f} points [{100 * r.gain_low:+.1f}, {100 * r.gain_high:+.1f}] {kept}.")
+    return "\n".join(lines)
+
+
+def describe_attributes(leakage: pd.DataFrame) -> str:
+    """Markdown: each attribute protected against itself, where a protection raises the leakage it targets, and
+    the collateral effect on the age group of protecting gender."""
+    own = verdicts.self_protection(leakage)
+    lines = []
+    for attribute, part in own.groupby("measured", sort=False):
+        effects = [f"{methods.label(r.method)} at {r.grey_levels:g} grey: {r.setting_b:.1%} ({100 * r.change:+.1f} "
+                   f"points{', **more** than clean' if r.change > 0.005 else ''})" for r in part.itertuples()]
+        lines.append(f"* **{attribute}** (clean {part['clean'].iloc[0]:.1%}, chance {part['chance'].iloc[0]:.1%}), "
+                     "protected against itself: " + "; ".join(effects) + ".")
+    backfired = own[own["change"] > 0.005]
+    if len(backfired):
+        lines.append(f"\nIn {len(backfired)} of {len(own)} cases the protection **raises** the leakage of the "
+                     "attribute it targets. That is the derivation's third point at work: the step pushes each "
+                     "template through $q$'s boundary, away from its own class, so the shift itself depends on the "
+                     "label and a retrained classifier can read it.")
+    for _, r in verdicts.collateral(leakage).iterrows():
+        lines.append(f"* **Collateral effect**, {methods.label(r['method'])} at {r['grey_levels']:g} grey level(s): "
+                     f"protecting gender changes the age-group leakage by {100 * r['change']:+.1f} points "
+                     f"({r['clean']:.1%} → {r['protecting gender']:.1%}); protecting the age group itself changes it "
+                     f"by {100 * r['direct change']:+.1f} points.")
+    return "\n".join(lines)
+
+
+def describe_study(study: Study) -> str:
+    """Markdown: the images, pairs and MI-PGD steps of the study."""
+    return f"{study.n_images} images of {study.n_pairs} pairs; MI-PGD with T = {study.steps} steps."

@@ -46,6 +46,20 @@ def bound_table(sizes: Mapping[str, Any], seed: int) -> pd.DataFrame:
     return bound
 
 
+def bound_verdict(bound: pd.DataFrame) -> str:
+    """Whether CLUB with the true posterior is above the true MI in every setting of :func:`bound_table` with
+    Δ > 0 (at Δ = 0 both are zero): "holds in all n settings" or "fails in k of n settings"."""
+    nonzero = bound[bound["separation"] > 0]
+    failed = int((nonzero["gap"] <= 0).sum())
+    return f"holds in all {len(nonzero)} settings" if failed == 0 else f"fails in {failed} of {len(nonzero)} settings"
+
+
+def spread_exponent(spread: pd.DataFrame) -> float:
+    """The exponent a of std ∝ N^a fitted (least squares on logs) to :func:`batch_spread`'s table; an average of
+    N independent brackets has a = -1/2."""
+    return float(np.polyfit(np.log(spread["batch_size"]), np.log(spread["std"]), 1)[0])
+
+
 @dataclass(frozen=True)
 class Problem:
     """The Δ = 2, p(y = 1) = 1/2 problem of experiments 2-4: the task and its training and held-out samples."""

@@ -86,3 +86,110 @@ def mlp_table(scores: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     rows = [{"dataset": name, "train_accuracy": s["train_accuracy"], "heldout_accuracy": s["val_accuracy"],
              "gap": s["train_accuracy"] - s["val_accuracy"]} for name, s in scores.items()]
     return pd.DataFrame(rows).set_index("dataset")
+
+
+def training_images(cfg: RunConfig, names: Iterable[str]) -> pd.DataFrame:
+    """Which images train what, per dataset: the MLP of Sec. 3.1 (setting A and the white-box attacks) and the
+    vCLUB estimators (both features share one split), each with how many of the sweep subset's images it saw."""
+    rows = []
+    for name in names:
+        sweep = pipeline.subset(cfg, name)
+        mlp_images = pipeline.mlp_training_images(cfg, name)
+        vclub_train, _ = pipeline.vclub_split(cfg, name)
+        n_labelled = len(pipeline.labelled(cfg, name))
+        for what, images in (("MLP (setting A, FGSM, MI-FGSM-MLP)", mlp_images),
+                             ("vCLUB estimators (MI-FGSM, MI-FGSM-MLP)", vclub_train)):
+            rows.append({"dataset": name, "trained": what, "images": len(images),
+                         "sweep images seen": int(np.isin(sweep, images).sum()), "sweep subset": len(sweep),
+                         "labelled": n_labelled})
+    return pd.DataFrame(rows).set_index(["dataset", "trained"])
+
+
+def describe_training_images(table: pd.DataFrame) -> str:
+    """Markdown: what :func:`training_images` means for setting A and for the attacks."""
+    lines = []
+    for name in table.index.get_level_values("dataset").unique():
+        rows = table.loc[name]
+        mlp, vclub = rows.iloc[0], rows.iloc[1]
+        held = mlp["sweep images seen"] == 0
+        lines.append(
+            f"* **{name}**: the MLP is trained on {mlp['images']:,} labelled images "
+            + ("outside the sweep subset, so setting A on the subset's "
+               f"{mlp['sweep subset']:,} images, and the white-box attacks of those images, meet a classifier "
+               "that never saw them." if held else
+               f"including {mlp['sweep images seen']:,} of the sweep subset's {mlp['sweep subset']:,} (too few "
+               "images are left outside it): setting A on the subset is then read with cross-fitted MLPs, each "
+               "image scored by one that never saw it.")
+            + f" The vCLUB estimators are trained on {vclub['images']:,} images, {vclub['sweep images seen']:,} of "
+            "them in the sweep subset: the defender trains its estimator on the faces it protects.")
+    return "\n".join(lines)
+
+
+def describe_mlp(mlp: pd.DataFrame) -> str:
+    """Markdown: each MLP's accuracy on its training and held-out splits."""
+    return "\n".join(f"* **{row.Index}**: {row.train_accuracy:.1%} on its training split, {row.heldout_accuracy:.1%}"
+                     f" held out (a gap of {100 * row.gap:.1f} points)." for row in mlp.itertuples())
+
+
+def describe_training_time(summary: pd.DataFrame, device: str, iterations: int) -> str:
+    """Markdown: the estimators' total training time and time per iteration."""
+    return (f"The {len(summary)} estimators took **{summary['seconds'].sum():.0f} s** of training in all, on "
+            f"`{device}` ({summary['ms_per_iteration'].min():.1f} to {summary['ms_per_iteration'].max():.1f} ms per "
+            f"iteration of {iterations:,}; the time of each was measured when it was trained and is stored with it "
+            "in the cache).")
+
+
+#: The features of each estimator, in words.
+FEATURE_NAMES = {"face": "the templates f(x)", "mlp": "the MLP features f_MLP(x)"}
+
+
+def describe_curves(runs: Runs, summary: pd.DataFrame) -> str:
+    """Markdown, per estimator: the held-out log-likelihood's rise and the bounds it gives on I, any late fall
+    (over-fitting), and the final vCLUB estimate against H(Y)."""
+    lines = []
+    for (name, features), h in runs.items():
+        row = summary.loc[(name, features)]
+        peak = int(np.argmax(h["val_loglik"]))
+        drop = h["val_loglik"][peak] - h["val_loglik"][-1]
+        text = (f"* **{name}, {features}**: the held-out log-likelihood rose from {h['val_loglik'][0]:.3f} to "
+                f"{row.heldout_loglik:.3f} nats (the prior guess scores {row.prior_loglik:.3f}), so "
+                f"{row.ba_lower_bound:.3f} ≤ I ≤ {row['H(Y)']:.3f} nats: {FEATURE_NAMES[features]} carry "
+                f"at least {row.ba_lower_bound / row['H(Y)']:.0%} of the label's entropy. ")
+        if drop > 0.01:
+            text += (f"It peaked at iteration {int(h['iteration'][peak]):,} and then fell by {drop:.3f}: $q_\\theta$ "
+                     "over-fits its training split after that. ")
+        ratio = row["vclub_over_H(Y)"]
+        text += (f"The final vCLUB estimate is {row.vclub_heldout:.3f} nats, {ratio:.1f} times H(Y)"
+                 + (" and above log 2." if row.vclub_heldout > np.log(2) else "."))
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def describe_entropy_bound(summary: pd.DataFrame) -> str:
+    """Markdown: how many final estimates exceed H(Y), and what that means for MI-FGSM."""
+    exceeds = summary[summary["vclub_heldout"] > summary["H(Y)"]]
+    within = summary[summary["vclub_heldout"] <= summary["H(Y)"]]
+    text = (f"{len(exceeds)} of {len(summary)} final estimates exceed H(Y)"
+            + (f" (up to {exceeds['vclub_over_H(Y)'].max():.1f} times)" if len(exceeds) else "") + ". ")
+    if len(exceeds):
+        text += ("For these, the number is a score that is zero exactly at independence, not a count of leaked "
+                 "nats; the Barber–Agakov bound beside it says how much information the templates really hold at "
+                 "least. ")
+    if len(within):
+        text += f"{len(within)} stay below H(Y). "
+    return text + ("MI-FGSM uses the estimate's *gradient*: it lowers a value that is zero exactly at independence, "
+                   "whatever its scale.")
+
+
+def checkpoint_mismatch(checkpoints: pd.DataFrame, runs: Runs, final: int) -> float:
+    """The largest difference (nats) between a final cached checkpoint's held-out Eq. 7 and the last point of
+    its recorded learning curve."""
+    last = checkpoints.xs(final, level="iteration")
+    return float(max(abs(last.loc[key, "vclub_heldout"] - runs[key]["val_mi"][-1]) for key in runs))
+
+
+def describe_checkpoints(mismatch: float, tolerance: float) -> str:
+    """Markdown: whether the cached final checkpoints reproduce the end of the learning curves."""
+    return (f"The final checkpoints reproduce the end of the learning curves to {mismatch:.1e} nats: "
+            + ("the estimators the attacks load are the ones trained above." if mismatch <= tolerance else
+               "**they do not**."))

@@ -19,6 +19,7 @@ from mifgsm_lib.data import FaceDataset
 from mifgsm_lib.faces.alignment import FaceAligner, load_rgb
 from mifgsm_lib.faces.dlib_resnet import DLIB_RESNET_FILE, LEVELS, DlibResNet, dlib_descriptors, dlib_model_file, parse_dlib_dat
 from mifgsm_lib.faces.models import FaceModel, embed, preprocessing
+from mifgsm_lib.intervals import Interval, cluster_weights
 
 #: dlib's published LFW accuracy of ``dlib_face_recognition_resnet_model_v1`` (full-size LFW images).
 DLIB_PUBLISHED_LFW_ACCURACY = 0.9938
@@ -135,6 +136,14 @@ def network_table(network: DlibResNet) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "layers", "output", "parameters"])
 
 
+def model_table(model: FaceModel) -> pd.DataFrame:
+    """Any face model in one row: its name, input, template dimension and parameter count (the stage-by-stage
+    table :func:`network_table` is dlib's ResNet's)."""
+    return pd.DataFrame([{"model": model.name, "input": f"RGB {model.input_size}x{model.input_size}",
+                          "template": f"{model.embedding_dim}-D",
+                          "parameters": int(sum(p.numel() for p in model.network.parameters()))}])
+
+
 def dlib_file_parameters() -> int:
     """The number of parameters stored in dlib's ``.dat`` file (convolutions, affine and fc)."""
     net = parse_dlib_dat(dlib_model_file(DLIB_RESNET_FILE))
@@ -155,12 +164,17 @@ def compare_with_dlib(model: FaceModel, chips: np.ndarray, names: Sequence[str])
 # --------------------------------------------------------------------------------------------- verification
 
 
-def verification_table(report: verification.VerificationReport, label: str) -> pd.DataFrame:
-    """Our verification beside dlib's published LFW accuracy and the paper's reference EER (Table 2)."""
+def verification_table(report: verification.VerificationReport, label: str,
+                       intervals: Mapping[str, Interval]) -> pd.DataFrame:
+    """Our verification (with the 95 % intervals of its EER and TAR, :func:`mifgsm_lib.verification.rate_intervals`)
+    beside dlib's published LFW accuracy and the paper's reference EER (Table 2)."""
     nan = float("nan")
+    eer, tar = intervals["eer"], intervals["tar_at_far"]
     rows = [
         {"source": label, "accuracy": report.accuracy_mean, "accuracy_std": report.accuracy_std,
-         "eer": report.eer, f"tar_at_far_{report.far_level:g}": report.tar_at_far, "pairs": report.n_pairs},
+         "eer": report.eer, "eer 95% interval": f"[{eer.low:.2%}, {eer.high:.2%}]",
+         f"tar_at_far_{report.far_level:g}": report.tar_at_far,
+         "tar 95% interval": f"[{tar.low:.2%}, {tar.high:.2%}]", "pairs": report.n_pairs},
         {"source": "dlib's published figure (dlib ResNet, full-size LFW)", "accuracy": DLIB_PUBLISHED_LFW_ACCURACY,
          "accuracy_std": nan, "eer": nan, f"tar_at_far_{report.far_level:g}": nan, "pairs": 6000},
         {"source": "the paper's Table 2 (IResNet50-ArcFace, full LFW)", "accuracy": nan, "accuracy_std": nan,
@@ -176,7 +190,8 @@ def clean_leakage(
     """Setting B on clean templates: balanced accuracy per classifier and their mean.
 
     One row with folds grouped by identity (when ``identity`` is given) and one with the paper's plain
-    stratified folds (:func:`evaluation.fold_splits`).
+    stratified folds (:func:`evaluation.fold_splits`), each with the 95 % interval of the mean (identities
+    resampled, images where there are none: :mod:`mifgsm_lib.intervals`).
     """
     variants = [("grouped by identity", True)] if identity is not None else []
     variants.append(("stratified, as in the paper", False))
@@ -184,5 +199,92 @@ def clean_leakage(
     for folding, grouped in variants:
         result = evaluation.setting_b(templates, gender, identity, folds=folds, grouped=grouped, seed=seed,
                                       n_jobs=n_jobs)
-        rows.append({"folds": folding, **result.balanced_accuracy, "images": result.n_samples})
+        units = identity if identity is not None else np.arange(len(gender))
+        interval = result.interval(cluster_weights(units, seed=seed))
+        rows.append({"folds": folding, **result.balanced_accuracy, "low": interval.low, "high": interval.high,
+                     "images": result.n_samples})
     return pd.DataFrame(rows).set_index("folds")
+
+
+# --------------------------------------------------------------------------------------------- the chapter's prose
+
+
+def describe_datasets(summary: pd.DataFrame, primary: FaceDataset) -> str:
+    """Markdown: each dataset's size, share of women and unlabelled images, and how the primary one's images
+    spread over its people."""
+    lines = [f"* **{row.Index}**: {row.images:,} images, {row.female_share:.1%} of the labelled ones women; "
+             f"{row.unknown_gender} without a gender label." for row in summary.itertuples()]
+    if primary.has_identities:
+        per_person = identity_counts(primary)
+        top = ", ".join(f"{n.replace('_', ' ')} ({c})" for n, c in per_person.head(3).items())
+        lines.append(f"* {primary.name} has {len(per_person):,} people: {(per_person == 1).mean():.0%} have a "
+                     f"single image, and the most photographed are {top}. Images of one person share more than "
+                     "gender, which is why setting B below keeps each person's images in one fold.")
+    return "\n".join(lines)
+
+
+def describe_fallback(fallback: pd.DataFrame) -> str:
+    """Markdown: how many images of each dataset were aligned from the fallback box."""
+    return "\n".join(f"* **{row.Index}**: {row.fallback:,} of {row.images:,} images ({row.fraction:.2%}) had no "
+                     "detected face and were aligned from the fallback box." for row in fallback.itertuples())
+
+
+def describe_port(check: pd.DataFrame, tolerance: float, dims: int) -> str:
+    """Markdown: the largest difference between the port and dlib over the compared chips, against
+    ``tolerance``."""
+    worst = check["max_abs_diff"].max()
+    verdict = "within" if worst <= tolerance else "**outside**"
+    return (f"The largest absolute difference over {len(check)} chips x {dims} dimensions is "
+            f"{worst:.1e}, {verdict} the tolerance of {tolerance:.0e}, on templates of norm about "
+            f"{check['dlib_norm'].mean():.2f}. The port computes dlib's function, and it is differentiable with "
+            "respect to the image.")
+
+
+def describe_verification(report: verification.VerificationReport, intervals: Mapping[str, Interval],
+                          fallback: int, model: str) -> str:
+    """Markdown: the clean templates' verification numbers with their intervals, and for dlib against its
+    published LFW accuracy."""
+    eer = intervals["eer"]
+    text = (f"On {report.n_pairs:,} pairs ({report.n_genuine:,} mated) the clean templates reach a 10-fold accuracy "
+            f"of **{report.accuracy_mean:.2%}** ± {report.accuracy_std:.2%}, an EER of **{report.eer:.2%}** (95 % "
+            f"interval {eer.low:.2%} to {eer.high:.2%}) and a TAR of **{report.tar_at_far:.2%}** at FAR = "
+            f"{report.far_level:.1%}.")
+    if model == "dlib":
+        gap = DLIB_PUBLISHED_LFW_ACCURACY - report.accuracy_mean
+        text += (f" That is {abs(100 * gap):.2f} points {'below' if gap > 0 else 'above'} dlib's published "
+                 f"{DLIB_PUBLISHED_LFW_ACCURACY:.2%}, which dlib measured on full-size LFW images; our mirror has "
+                 f"tighter crops, and {fallback} chips come from the fallback box.")
+    return text
+
+
+def describe_leakage(leakage: pd.DataFrame, dataset: str) -> str:
+    """Markdown: each dataset's clean setting B with its interval, the best classifier, how linear the
+    information is, what grouping the folds by identity changes, and for LFW the paper's figure beside ours."""
+    lines = []
+    for name in leakage.index.get_level_values("dataset").unique():
+        rows = leakage.loc[name]
+        first = rows.iloc[0]
+        linear_gap = first["rbf_svm"] - first["logreg"]
+        best = first[list(evaluation.CLASSIFIERS)].max()
+        text = (f"* **{name}** ({int(first['images']):,} labelled images): setting B on clean templates is "
+                f"**{first['mean']:.1%}** (95 % interval {first['low']:.1%} to {first['high']:.1%}; folds "
+                f"{rows.index[0]}), the best classifier reaching {best:.1%}. The RBF SVM scores "
+                f"{100 * linear_gap:+.2f} points against logistic regression: the gender information is "
+                + ("largely linear in the template." if linear_gap < 0.02 else "partly non-linear in the template."))
+        if len(rows) > 1:
+            diff = rows["mean"].iloc[1] - first["mean"]
+            text += (f" The paper's stratified folds give {rows['mean'].iloc[1]:.1%}, {100 * diff:+.2f} points: "
+                     + ("seeing a person's other images in training inflates the score." if diff > 0 else
+                        "grouping by identity does not lower the score here."))
+        lines.append(text)
+    if dataset == "lfw" and "lfw" in leakage.index.get_level_values("dataset"):
+        ours, theirs = leakage.loc["lfw", "mean"].iloc[0], paper.LFW_REFERENCE["setting_b"]
+        lines.append(f"* The paper's IResNet50-ArcFace templates of LFW leak {theirs:.1%}; ours leak "
+                     + (f"more, {ours:.1%}." if ours > theirs else f"less, {ours:.1%}."))
+    return "\n".join(lines)
+
+
+def describe_parameters(n_port: int, n_file: int) -> str:
+    """Markdown: the port's parameter count against the count stored in dlib's file."""
+    return (f"The port has **{n_port:,}** parameters. dlib's file stores {n_file:,}: the difference, "
+            f"{n_file - n_port:,}, is the affine layers' separate scale and shift, folded into the convolutions here.")

@@ -1,4 +1,4 @@
-"""The two evaluation settings of the paper (Sec. 5, Table 1), and one way to measure protected templates.
+"""The two evaluation settings of the paper (Sec. 5, Table 1).
 
 - **Setting A (attack).** The MLP gender classifier trained on *clean* templates is
   applied, unchanged, to the perturbed templates: its accuracy measures how well the
@@ -9,20 +9,18 @@
   genders still are (50% = no gender information left).
 
 Beyond the paper's two settings: the sweep over ε that shares its folds and runs in one
-parallel pool and the mixing of clean and perturbed templates (Fig. 5). :func:`measure` is the one way every study scores a family of
-protected template sets: settings A and B, verification on pairs, and PIC, one row per set.
+parallel pool and the mixing of clean and perturbed templates (Fig. 5).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
@@ -33,9 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from threadpoolctl import ThreadpoolController
 
-from mifgsm_lib import verification
-from mifgsm_lib.data.pairs import Pairs
-from mifgsm_lib.privacy import pic
+from mifgsm_lib.intervals import Interval, basic_interval, weighted_balanced_accuracy
 from mifgsm_lib.progress import bar
 from mifgsm_lib.validation import check_labels, check_templates
 
@@ -52,16 +48,17 @@ def _threadpools() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _one_blas_thread() -> AbstractContextManager:
-    """Run the fits with single-threaded BLAS, the main speed-up of setting B.
+def _one_thread() -> AbstractContextManager:
+    """Run the fits with single-threaded BLAS and OpenMP, the main speed-up of setting B.
 
     scipy >= 1.15's L-BFGS-B (LogisticRegression's solver) calls BLAS on tiny vectors;
     with a multi-threaded OpenBLAS each call pays a thread synchronisation, making a fit
-    on 667 x 128 templates several times slower (scipy issue #22438). Setting B's
-    parallelism is across fits, never inside BLAS: the limit covers the fits run in this
-    process, and joblib's loky workers already get cpu_count // n_jobs BLAS threads.
+    on 667 x 128 templates several times slower (scipy issue #22438); the boosted trees of
+    setting B+ would likewise oversubscribe the cores with OpenMP threads. Setting B's
+    parallelism is across fits, never inside them: the limit covers the fits run in this
+    process, and joblib's loky workers already get cpu_count // n_jobs threads.
     """
-    return _threadpools().limit(limits=1, user_api="blas")
+    return _threadpools().limit(limits=1)
 
 
 def setting_b_classifier(name: str, seed: int = 0) -> Pipeline:
@@ -138,7 +135,8 @@ def fold_splits(
 
 @dataclass(frozen=True)
 class SettingBResult:
-    """Setting B: balanced accuracy per classifier (mean over folds) and their ``"mean"``."""
+    """Setting B: balanced accuracy per classifier (mean over folds) and their ``"mean"``, the plain accuracy
+    likewise (the paper's kind in Figs. 2-4), and the out-of-fold predictions from which :meth:`interval` draws."""
 
     balanced_accuracy: dict[str, float]
     per_fold: dict[str, tuple[float, ...]]
@@ -146,16 +144,31 @@ class SettingBResult:
     grouped: bool
     seed: int
     n_samples: int
+    accuracy: dict[str, float] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    labels: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def mean(self) -> float:
         """The paper's setting-B number: the mean over the classifiers."""
         return self.balanced_accuracy["mean"]
 
+    def replicates(self, weights: np.ndarray) -> np.ndarray:
+        """The mean over classifiers of the balanced accuracy of the pooled out-of-fold predictions under each row
+        of bootstrap ``weights`` (B, n_samples) (:mod:`mifgsm_lib.intervals`)."""
+        return np.mean([weighted_balanced_accuracy(self.labels, pred, weights) for pred in self.predictions.values()],
+                       axis=0)
+
+    def interval(self, weights: np.ndarray) -> Interval:
+        """The 95 % interval of :attr:`mean` from bootstrap ``weights`` (resampled identities, see
+        :func:`mifgsm_lib.intervals.cluster_weights`)."""
+        return basic_interval(self.mean, self.replicates(weights), float(self.replicates(np.ones((1, self.n_samples)))[0]))
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         return {
             "balanced_accuracy": dict(self.balanced_accuracy),
+            "accuracy": dict(self.accuracy),
             "per_fold": {k: list(v) for k, v in self.per_fold.items()},
             "folds": self.folds,
             "grouped": self.grouped,
@@ -164,11 +177,18 @@ class SettingBResult:
         }
 
 
-def _result(per_fold: dict[str, Sequence[float]], folds: int, grouped: bool, seed: int, n: int) -> SettingBResult:
+def _result(predictions: dict[str, np.ndarray], labels: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
+            grouped: bool, seed: int) -> SettingBResult:
+    """Setting B from the out-of-fold predictions of each classifier: per-fold balanced and plain accuracies."""
+    per_fold = {name: tuple(float(balanced_accuracy_score(labels[test], pred[test])) for _, test in splits)
+                for name, pred in predictions.items()}
+    plain = {name: float(np.mean([np.mean(pred[test] == labels[test]) for _, test in splits]))
+             for name, pred in predictions.items()}
     scores = {name: float(np.mean(s)) for name, s in per_fold.items()}
     scores["mean"] = float(np.mean(list(scores.values())))
-    frozen = {name: tuple(float(v) for v in s) for name, s in per_fold.items()}
-    return SettingBResult(scores, frozen, int(folds), bool(grouped), int(seed), int(n))
+    plain["mean"] = float(np.mean(list(plain.values())))
+    return SettingBResult(scores, per_fold, len(splits), bool(grouped), int(seed), len(labels), plain,
+                          predictions, labels)
 
 
 def setting_b(
@@ -194,11 +214,11 @@ def setting_b(
                            progress=False, multiclass=multiclass)[0.0]
 
 
-def _fold_score(estimator: BaseEstimator, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
-    """Fit a fresh copy on ``train``, return its balanced accuracy on ``test`` (one CV job)."""
-    with _one_blas_thread():
-        model = clone(estimator).fit(x[train], y[train])
-        return float(balanced_accuracy_score(y[test], model.predict(x[test])))
+def _fold_predictions(estimator: BaseEstimator, x: np.ndarray, y: np.ndarray, train: np.ndarray,
+                      test: np.ndarray) -> np.ndarray:
+    """Fit a fresh copy on ``train``, return its predictions on ``test`` (one CV job)."""
+    with _one_thread():
+        return clone(estimator).fit(x[train], y[train]).predict(x[test])
 
 
 def setting_b_sweep(
@@ -232,13 +252,13 @@ def setting_b_sweep(
     estimators = _resolve_classifiers(classifiers, seed)
     jobs = [(key, name, k) for name in estimators for key in sets for k in range(len(splits))]
     jobs.sort(key=lambda job: job[1] != "rbf_svm")  # stable: slowest classifier first
-    scores = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_fold_score)(estimators[name], sets[key], labels, *splits[k]) for key, name, k in jobs
+    predicted = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_fold_predictions)(estimators[name], sets[key], labels, *splits[k]) for key, name, k in jobs
     )
-    per_fold = {key: {name: [0.0] * len(splits) for name in estimators} for key in sets}
-    for (key, name, k), score in zip(jobs, bar(scores, total=len(jobs), desc="setting B", disable=not progress)):
-        per_fold[key][name][k] = score
-    return {key: _result(per_fold[key], folds, grouped, seed, n) for key in sets}
+    oof = {key: {name: np.empty(n, dtype=labels.dtype) for name in estimators} for key in sets}
+    for (key, name, k), pred in zip(jobs, bar(predicted, total=len(jobs), desc="setting B", disable=not progress)):
+        oof[key][name][splits[k][1]] = pred
+    return {key: _result(oof[key], labels, splits, grouped, seed) for key in sets}
 
 
 def mixed_templates(clean: np.ndarray, perturbed: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
@@ -283,20 +303,16 @@ def mixing(
     return setting_b_sweep(sets, y, groups, folds, grouped, seed, n_jobs, classifiers, progress)
 
 
-def setting_a(classifier: Any, templates: np.ndarray, y: np.ndarray) -> float:
-    """Setting A: accuracy of a fixed classifier trained on clean templates (Sec. 5, Table 1).
-
-    ``classifier`` is an object with ``predict(z)`` or a callable ``z -> labels``, taking a
-    float32 tensor (n, dim) (on the device of its parameters for a ``torch.nn.Module``)
-    and returning 0/1 labels (tensor or array).
-    """
+def setting_a_predictions(classifier: Any, templates: np.ndarray) -> np.ndarray:
+    """The 0/1 predictions of a fixed classifier (setting A) on templates: an object with ``predict(z)`` or a callable
+    ``z -> labels``, taking a float32 tensor (n, dim) (on the device of its parameters for a ``torch.nn.Module``)
+    and returning 0/1 labels (tensor or array)."""
     import torch  # here, not at the top: the sweep's worker processes import this module
 
     predict = getattr(classifier, "predict", classifier)
     if not callable(predict):
         raise ValueError(f"classifier: expected an object with .predict(z) or a callable, got {type(classifier)}")
     x = check_templates(templates)
-    labels = check_labels(y, n=x.shape[0], num_classes=2, min_classes=1)
     params = list(classifier.parameters()) if isinstance(classifier, torch.nn.Module) else []
     device = params[0].device if params else torch.device("cpu")
     with torch.no_grad():
@@ -304,100 +320,11 @@ def setting_a(classifier: Any, templates: np.ndarray, y: np.ndarray) -> float:
     pred = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
     if pred.size != x.shape[0] or not np.all(np.isin(pred, (0, 1))):
         raise ValueError(f"classifier: expected {x.shape[0]} predictions in {{0, 1}}, got shape {pred.shape}")
-    return float(np.mean(pred.reshape(-1) == labels))
+    return pred.reshape(-1)
 
 
-# --------------------------------------------------------------------------------------------------
-# Measuring protected templates
-# --------------------------------------------------------------------------------------------------
-
-
-class SetKey(NamedTuple):
-    """Which protected templates: method, its parameter's name (``eps``, ``step`` or ``none``) and value."""
-
-    method: str
-    parameter: str
-    value: float
-
-
-#: The clean templates (no privacy), to which PIC is relative.
-REFERENCE = SetKey("reference", "none", 0.0)
-
-#: The metric columns of :func:`measure`, by name.
-METRICS = ("setting_a", "setting_b", *(f"B_{c}" for c in CLASSIFIERS), "eer", "tar_at_far", "accuracy", "pic")
-
-
-@dataclass(frozen=True)
-class EvaluationSet:
-    """The images a family of protected template sets is measured on.
-
-    ``indices`` index the dataset; ``labels`` are the protected attribute's (-1: unknown, left out of settings
-    A and B), ``identity`` the people (setting B's groups); ``pairs`` (indexing ``indices``) the verification
-    pairs, or None where the dataset has none.
-    """
-
-    dataset: str
-    indices: np.ndarray
-    labels: np.ndarray
-    identity: np.ndarray
-    pairs: Pairs | None = None
-
-    @property
-    def labelled(self) -> np.ndarray:
-        return self.labels >= 0
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-def measure(
-    sets: Mapping[SetKey, np.ndarray],
-    target: EvaluationSet,
-    folds: int = 3,
-    grouped: bool = True,
-    seed: int = 0,
-    n_jobs: int | None = -1,
-    classifier: Any = None,
-    multiclass: bool = False,
-) -> pd.DataFrame:
-    """Every protected set of ``target``'s images, measured: one row per set, the columns of its key, ``dims`` and
-    :data:`METRICS`.
-
-    - setting A (:func:`setting_a`) with ``classifier`` (the MLP trained on clean templates), on the labelled rows;
-    - setting B (:func:`setting_b_sweep`, one sweep per template dimension since IVE's sets shrink) on the
-      labelled rows, folds grouped by identity unless ``grouped=False``;
-    - with ``target.pairs``: verification (:func:`mifgsm_lib.verification.verify`): EER, TAR at FAR = 0.1 % and the
-      10-fold accuracy, and PIC relative to :data:`REFERENCE` where it is among the sets (NaN where it is
-      undefined: clean templates that verify every pair, EER 0, or leak nothing).
-    """
-    mask = target.labelled
-    by_dim: dict[int, dict[SetKey, np.ndarray]] = {}
-    for key, z in sets.items():
-        if np.ndim(z) != 2 or len(z) != len(target):
-            raise ValueError(f"sets[{key}]: expected one template per image of the evaluation set "
-                             f"({len(target)}, dim), got shape {np.shape(z)}")
-        by_dim.setdefault(z.shape[1], {})[key] = z[mask]
-    privacy: dict[SetKey, SettingBResult] = {}
-    for group in by_dim.values():
-        privacy.update(setting_b_sweep(group, target.labels[mask], target.identity[mask], folds=folds, grouped=grouped,
-                                       seed=seed, n_jobs=n_jobs, progress=False, multiclass=multiclass))
-    p = target.pairs
-    utility = {key: verification.verify(z, p.left, p.right, p.same, p.fold) for key, z in sets.items()} if p else {}
-    rows = []
-    for key, z in sets.items():
-        b = privacy[key]
-        row: dict[str, Any] = {**key._asdict(), "dims": z.shape[1]}
-        if classifier is not None:
-            row["setting_a"] = setting_a(classifier, z[mask], target.labels[mask])
-        row["setting_b"] = b.mean
-        row.update({f"B_{c}": score for c, score in b.balanced_accuracy.items() if c != "mean"})
-        if key in utility:
-            v = utility[key]
-            row.update({"eer": v.eer, "tar_at_far": v.tar_at_far, "accuracy": v.accuracy_mean})
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if utility and REFERENCE in sets:
-        ref_b, ref_eer = privacy[REFERENCE].mean, utility[REFERENCE].eer
-        frame["pic"] = [pic(ref_b, b, ref_eer, eer) if ref_eer > 0 and ref_b > 0.5 else np.nan
-                        for b, eer in zip(frame["setting_b"], frame["eer"])]
-    return frame
+def setting_a(classifier: Any, templates: np.ndarray, y: np.ndarray) -> float:
+    """Setting A: accuracy of a fixed classifier trained on clean templates (Sec. 5, Table 1), the paper's plain
+    accuracy; ``classifier`` as in :func:`setting_a_predictions`."""
+    labels = check_labels(y, n=len(templates), num_classes=2, min_classes=1)
+    return float(np.mean(setting_a_predictions(classifier, templates) == labels))

@@ -1,0 +1,191 @@
+"""One way to measure a family of protected template sets: settings A and B, verification on pairs and PIC, one row
+per set, every number with its 95 % interval (:mod:`mifgsm_lib.intervals`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from mifgsm_lib import verification
+from mifgsm_lib.data.pairs import Pairs
+from mifgsm_lib.evaluation.settings import CLASSIFIERS, SettingBResult, setting_a_predictions, setting_b_sweep
+from mifgsm_lib.intervals import (
+    N_BOOT,
+    Interval,
+    basic_interval,
+    cluster_weights,
+    stratified_weights,
+    weighted_accuracy,
+)
+from mifgsm_lib.privacy import pic
+
+
+class SetKey(NamedTuple):
+    """Which protected templates: method, its parameter's name (``eps``, ``step`` or ``none``) and value."""
+
+    method: str
+    parameter: str
+    value: float
+
+
+#: The clean templates (no privacy), to which PIC is relative.
+REFERENCE = SetKey("reference", "none", 0.0)
+
+#: The metric columns of :func:`measure`, by name.
+METRICS = ("setting_a", "setting_b", *(f"B_{c}" for c in CLASSIFIERS), "eer", "tar_at_far", "accuracy", "pic")
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """The images a family of protected template sets is measured on.
+
+    ``indices`` index the dataset; ``labels`` are the protected attribute's (-1: unknown, left out of settings
+    A and B), ``identity`` the people (setting B's groups); ``pairs`` (indexing ``indices``) the verification
+    pairs, or None where the dataset has none.
+    """
+
+    dataset: str
+    indices: np.ndarray
+    labels: np.ndarray
+    identity: np.ndarray
+    pairs: Pairs | None = None
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return self.labels >= 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def split_by_folds(self) -> tuple[EvaluationSet, EvaluationSet, np.ndarray, np.ndarray]:
+        """Two disjoint halves for choosing a method's parameter on one and reporting on the other: the images of
+        the pairs of the first half of the pairs' folds, and those of the second half (LFW's folds hold disjoint
+        people). Returns both sets and their rows in this set. A half of one fold has its pairs dealt into 10
+        sub-folds, so that the 10-fold verification accuracy stays defined."""
+        if self.pairs is None:
+            raise ValueError(f"evaluation set of {self.dataset!r}: has no pairs to split by fold")
+        folds = np.unique(self.pairs.fold)
+        if len(folds) < 2:
+            raise ValueError(f"evaluation set of {self.dataset!r}: its pairs hold one fold, {folds.tolist()}; expected "
+                             "at least two to choose on one half and report on the other")
+        first = np.isin(self.pairs.fold, folds[: len(folds) // 2])
+        select, select_rows = self._pair_subset(first)
+        report, report_rows = self._pair_subset(~first)
+        return select, report, select_rows, report_rows
+
+    def _pair_subset(self, keep: np.ndarray) -> tuple[EvaluationSet, np.ndarray]:
+        """The images of the pairs ``keep`` (a mask over the pairs), the pairs re-indexed into them, and their rows."""
+        p = self.pairs
+        rows = np.unique(np.concatenate([p.left[keep], p.right[keep]]))
+        position = np.full(len(self), -1)
+        position[rows] = np.arange(len(rows))
+        fold = p.fold[keep]
+        sub = Pairs(left=position[p.left[keep]], right=position[p.right[keep]], same=p.same[keep],
+                    fold=fold if len(np.unique(fold)) > 1 else np.arange(int(keep.sum())) % 10)
+        return EvaluationSet(self.dataset, self.indices[rows], self.labels[rows], self.identity[rows], sub), rows
+
+
+def measure(
+    sets: Mapping[SetKey, np.ndarray],
+    target: EvaluationSet,
+    folds: int = 3,
+    grouped: bool = True,
+    seed: int = 0,
+    n_jobs: int | None = -1,
+    classifier: Any = None,
+    multiclass: bool = False,
+    n_boot: int = N_BOOT,
+    replicates: dict[SetKey, dict[str, np.ndarray]] | None = None,
+) -> pd.DataFrame:
+    """Every protected set of ``target``'s images, measured: one row per set, the columns of its key, ``dims`` and
+    :data:`METRICS`, each with its 95 % interval (``<metric>_low``, ``<metric>_high``, :mod:`mifgsm_lib.intervals`).
+
+    - setting A (:func:`setting_a`) with ``classifier`` (the MLP trained on clean templates), on the labelled rows;
+    - setting B (:func:`setting_b_sweep`, one sweep per template dimension since IVE's sets shrink) on the
+      labelled rows, folds grouped by identity unless ``grouped=False``; ``setting_b_plain`` is its plain accuracy;
+    - with ``target.pairs``: verification (:func:`mifgsm_lib.verification.verify`): EER, TAR at FAR = 0.1 % and the
+      10-fold accuracy, and PIC relative to :data:`REFERENCE` where it is among the sets (NaN where it is
+      undefined: clean templates that verify every pair, EER 0, or leak nothing).
+
+    The intervals resample identities (settings A and B) and pairs (EER, TAR) with the same bootstrap weights for
+    every set, so that the bootstrap replicates, stored in ``replicates`` by key and metric where it is given, give
+    paired intervals of differences between sets (:func:`paired_difference`).
+    """
+    mask = target.labelled
+    y = target.labels[mask]
+    by_dim: dict[int, dict[SetKey, np.ndarray]] = {}
+    for key, z in sets.items():
+        if np.ndim(z) != 2 or len(z) != len(target):
+            raise ValueError(f"sets[{key}]: expected one template per image of the evaluation set "
+                             f"({len(target)}, dim), got shape {np.shape(z)}")
+        by_dim.setdefault(z.shape[1], {})[key] = z[mask]
+    privacy: dict[SetKey, SettingBResult] = {}
+    for group in by_dim.values():
+        privacy.update(setting_b_sweep(group, y, target.identity[mask], folds=folds, grouped=grouped,
+                                       seed=seed, n_jobs=n_jobs, progress=False, multiclass=multiclass))
+    people = cluster_weights(target.identity[mask], n_boot, seed)
+    uniform = np.ones((1, len(y)))
+    p = target.pairs
+    pair_weights = stratified_weights(p.same, n_boot, seed) if p is not None else None
+    rows = []
+    replicates = {} if replicates is None else replicates
+    for key, z in sets.items():
+        b = privacy[key]
+        reps = {"setting_b": b.replicates(people)}
+        row: dict[str, Any] = {**key._asdict(), "dims": z.shape[1]}
+        intervals = {"setting_b": basic_interval(b.mean, reps["setting_b"], float(b.replicates(uniform)[0]))}
+        if classifier is not None:
+            correct = (setting_a_predictions(classifier, z[mask]) == y).astype(np.float64)
+            row["setting_a"] = float(correct.mean())
+            reps["setting_a"] = weighted_accuracy(correct, people)
+            intervals["setting_a"] = basic_interval(row["setting_a"], reps["setting_a"])
+        row["setting_b"] = b.mean
+        row.update({f"B_{c}": score for c, score in b.balanced_accuracy.items() if c != "mean"})
+        if p is not None:
+            v = verification.verify(z, p.left, p.right, p.same, p.fold)
+            row.update({"eer": v.eer, "tar_at_far": v.tar_at_far, "accuracy": v.accuracy_mean})
+            far, tar = verification.bootstrap_rates(verification.pair_distances(z, p.left, p.right), p.same,
+                                                    pair_weights)
+            reps["eer"], reps["tar_at_far"] = verification.eers(far, tar), verification.tars_at_far(far, tar)
+            for metric in ("eer", "tar_at_far"):
+                intervals[metric] = basic_interval(row[metric], reps[metric])
+        row["setting_b_plain"] = b.accuracy["mean"]
+        for metric, interval in intervals.items():
+            row[f"{metric}_low"], row[f"{metric}_high"] = interval.low, interval.high
+        rows.append(row)
+        replicates[key] = reps
+    frame = pd.DataFrame(rows)
+    if p is not None and REFERENCE in sets:
+        ref = frame.loc[[k == REFERENCE for k in sets]].iloc[0]
+        ref_reps = replicates[REFERENCE]
+        defined = ref["eer"] > 0 and ref["setting_b"] > 0.5
+        frame["pic"] = [pic(ref["setting_b"], b, ref["eer"], eer) if defined else np.nan
+                        for b, eer in zip(frame["setting_b"], frame["eer"])]
+        lows, highs = [], []
+        for key, value in zip(sets, frame["pic"]):
+            reps = replicates[key]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                reps["pic"] = ((ref_reps["setting_b"] - reps["setting_b"]) / (ref_reps["setting_b"] - 0.5)
+                               - (reps["eer"] - ref_reps["eer"]) / ref_reps["eer"])
+            interval = basic_interval(value, reps["pic"]) if defined else None
+            lows.append(interval.low if interval else np.nan)
+            highs.append(interval.high if interval else np.nan)
+        frame["pic_low"], frame["pic_high"] = lows, highs
+    return frame
+
+
+def paired_difference(frame: pd.DataFrame, replicates: Mapping[SetKey, Mapping[str, np.ndarray]], first: SetKey,
+                      second: SetKey, metric: str) -> Interval:
+    """The 95 % interval of ``metric`` of ``first`` minus ``second``, two sets of one :func:`measure` with its
+    ``replicates`` (paired bootstrap: the same resampled identities and pairs for both)."""
+    keys = [SetKey(*k) for k in zip(frame["method"], frame["parameter"], frame["value"])]
+    row = {k: i for i, k in enumerate(keys)}
+    for key in (first, second):
+        if key not in row or key not in replicates:
+            raise ValueError(f"frame: no measured row of {key}; it has {keys}")
+    estimate = float(frame[metric].iloc[row[first]] - frame[metric].iloc[row[second]])
+    return basic_interval(estimate, replicates[first][metric] - replicates[second][metric])

@@ -1,0 +1,162 @@
+"""What a chapter calls on its page: the setup (configuration, device, data), the run-time line, figures with
+numbered captions, formatted tables and the closing table of what produced the page (the in-chapter checks are in
+:mod:`mifgsm_lib.checks`).
+
+Each is one call in a chapter, so that the chapter shows narrative, a few library calls, a figure and a table,
+and no plumbing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from mifgsm_lib.book import versions
+from mifgsm_lib.config import RunConfig
+
+
+def start(chapter: str, datasets: Iterable[str | None] = (), **parameters: Any) -> RunConfig:
+    """A chapter's configuration from its parameters (:class:`~mifgsm_lib.config.RunConfig`; bad values are refused
+    here, before any work), with the ``datasets`` it reads present: each is fetched (:func:`mifgsm_lib.data.fetch`:
+    from ``$MIFGSM_MIRROR`` or by download, with pooch's retries and hash checks) unless it is already in the data
+    folder, or is a folder of the user's (``folder``). Prints the chapter, the device picked and, on Colab, where
+    results are cached."""
+    from mifgsm_lib import data
+
+    cfg = RunConfig(**parameters)
+    for name in dict.fromkeys(n for n in datasets if n):
+        if name != "folder" and not (cfg.data_path / name).is_dir():
+            data.fetch(name, cfg.data_path)
+    print(f"{chapter}: profile {cfg.profile!r}; device: {describe_device(cfg)}")
+    if "google.colab" in sys.modules and not cfg.artifacts_dir:
+        print(f"results are cached in {cfg.artifacts_path}, which a Colab runtime loses; mount Google Drive and set "
+              "artifacts_dir to a folder there to keep them between sessions")
+    return cfg
+
+
+def describe_device(cfg: RunConfig) -> str:
+    """Which device the run uses and why (``auto`` picks CUDA, then MPS, then the CPU)."""
+    import torch
+
+    device = cfg.torch_device
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{device} ({name})" + (", picked by device='auto'" if cfg.device == "auto" else "")
+    why = " (device='auto': no CUDA or MPS device found)" if cfg.device == "auto" else ""
+    return f"{device}{why}, {torch.get_num_threads()} CPU threads"
+
+
+def figure(name: str, fig: Any) -> None:
+    """Glue a matplotlib figure under ``name`` for a numbered, captioned ``{glue:figure}`` in the chapter's text,
+    and close it (so that it is not also shown where it was drawn)."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def placeholder(reason: str) -> Any:
+    """A small figure that says why a figure of the chapter was not drawn (its caption stays in the text)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 1.2))
+    ax.text(0.5, 0.5, f"Not drawn: {reason}.", ha="center", va="center", fontsize=11)
+    ax.set_axis_off()
+    return fig
+
+
+def skip(reason: str, figures: Iterable[str] = ()) -> None:
+    """Say why a section is skipped, and glue a :func:`placeholder` under each of its figures' names (so that the
+    page still builds, and says where each figure would be)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"**Skipped:** {reason}."))
+    for name in figures:
+        figure(name, placeholder(reason))
+
+
+def table(frame: pd.DataFrame, caption: str, percent: Iterable[str] = (), digits: int = 3,
+          formats: Mapping[str, str] | None = None, index: bool = True) -> Any:
+    """A DataFrame as a table a reader compares: ``caption`` above it, the columns of ``percent`` (fractions) in
+    percent with one decimal, other numbers with ``digits`` significant digits, ``formats`` for the rest."""
+    shown = dict(formats or {})
+    numeric = frame.select_dtypes("number").columns
+    for column in numeric:
+        key = column
+        if column in percent or (isinstance(column, tuple) and any(c in percent for c in column)):
+            shown.setdefault(key, "{:.1%}")
+        else:
+            shown.setdefault(key, f"{{:.{digits}g}}")
+    styler = frame.style.format(shown, na_rep="").set_caption(caption)
+    styler = styler.set_table_styles([{"selector": "caption", "props": "caption-side: top; font-weight: bold;"}],
+                                     overwrite=False)
+    return styler if index else styler.hide(axis="index")
+
+
+def run_table(parameters: Mapping[str, Any]) -> str:
+    """A Markdown table of a run's parameters and package versions, shown at the end of every chapter."""
+    rows = [("parameter", k, v) for k, v in parameters.items()] + [("version", k, v) for k, v in versions().items()]
+    lines = ["| kind | name | value |", "|---|---|---|"] + [f"| {a} | `{b}` | `{c}` |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+#: Minutes each chapter took from an empty cache on the project's 2-core CPU machine (no GPU), measured with
+#: ``benchmarks/bench_book.py --profile P``; the ``paper`` profile is meant for a GPU and was not measured there.
+RUN_MINUTES: dict[str, dict[str, float]] = {
+    "book/intro": {"quick": 0.1, "default": 0.1},
+    "book/club_theory": {"quick": 0.2, "default": 0.7},
+    "book/templates": {"quick": 2.5, "default": 5.2},
+    "book/estimator_training": {"quick": 0.6, "default": 3.8},
+    "book/attacks": {"quick": 2.9, "default": 11.8},
+    "book/evaluation_settings": {"quick": 1.6, "default": 9.5},
+    "book/tradeoff": {"quick": 0.3, "default": 1.5},
+    "book/beyond": {"quick": 4.7, "default": 12.3},
+}
+
+
+def run_time(chapter: str, profile: str) -> str:
+    """One sentence on how long ``chapter`` takes to run, from :data:`RUN_MINUTES`, for the top of each chapter."""
+    if chapter not in RUN_MINUTES:
+        raise ValueError(f"chapter={chapter!r}: expected one of {sorted(RUN_MINUTES)}")
+    times = RUN_MINUTES[chapter]
+    measured = ", ".join(f"{minutes:.1f} min with the `{p}` profile" for p, minutes in times.items())
+    return (f"**Run time** from an empty cache on a 2-core CPU: {measured} (this run: `{profile}`). Every result "
+            "is cached, so a second run only loads it.")
+
+
+def header(chapter: str, cfg: RunConfig) -> None:
+    """The line at the top of a chapter: how long it takes per profile (:func:`run_time`), and the profile and
+    device of this run."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"{run_time(chapter, cfg.profile)} This run: the `{cfg.profile}` profile on "
+                     f"{describe_device(cfg)}."))
+
+
+#: Where a chapter appends the face-model passes its kernel ran (``benchmarks/bench_book.py`` sets it).
+LEDGER_ENV = "MIFGSM_LEDGER"
+
+
+def show_run(cfg: RunConfig) -> None:
+    """Display :func:`run_table` of ``cfg``'s parameters (its profile named, its sizes left to the profile's table)
+    in a notebook, so the rendered book says what produced its numbers.
+
+    Where ``$MIFGSM_LEDGER`` names a file, one JSON line of the passes this kernel ran
+    (:data:`mifgsm_lib.faces.models.PASSES`) is appended to it.
+    """
+    from IPython.display import Markdown, display
+
+    from mifgsm_lib.faces.models import PASSES
+
+    ledger = os.environ.get(LEDGER_ENV)
+    if ledger:
+        with open(ledger, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(PASSES) + "\n")
+    parameters = {k: v for k, v in cfg.as_dict().items() if k != "sizes"}
+    display(Markdown("**This page was produced by:**\n\n" + run_table(parameters)))

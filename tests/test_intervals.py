@@ -1,0 +1,104 @@
+"""The bootstrap intervals of the headline numbers: weights, coverage at the nominal rate, paired differences,
+decisions, and the intervals that :func:`mifgsm_lib.evaluation.measure` attaches to every number."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mifgsm_lib import evaluation, intervals, verification
+from mifgsm_lib.data.pairs import Pairs
+
+
+def test_cluster_weights_draw_whole_clusters() -> None:
+    groups = np.array([7, 7, 7, 3, 3, 9])
+    w = intervals.cluster_weights(groups, n_boot=200, seed=1)
+    assert w.shape == (200, 6)
+    assert (w[:, 0] == w[:, 1]).all() and (w[:, 1] == w[:, 2]).all() and (w[:, 3] == w[:, 4]).all()
+    per_cluster = w[:, [0, 3, 5]]
+    assert (per_cluster.sum(axis=1) == 3).all()  # three clusters drawn with replacement
+
+
+def test_stratified_weights_keep_every_stratum_size() -> None:
+    same = np.array([True] * 5 + [False] * 3)
+    w = intervals.stratified_weights(same, n_boot=100, seed=0)
+    assert (w[:, same].sum(axis=1) == 5).all() and (w[:, ~same].sum(axis=1) == 3).all()
+
+
+def test_accuracy_interval_covers_the_truth_at_the_nominal_rate() -> None:
+    """1,000 repeats of a Bernoulli accuracy (p = 0.8, 300 images of one image per person): the 95 % interval
+    covers p in 93-97 % of the repeats."""
+    rng = np.random.default_rng(0)
+    p, n, repeats = 0.8, 300, 1000
+    covered = 0
+    for r in range(repeats):
+        correct = (rng.random(n) < p).astype(np.float64)
+        weights = intervals.cluster_weights(np.arange(n), n_boot=400, seed=r)
+        interval = intervals.basic_interval(correct.mean(), intervals.weighted_accuracy(correct, weights))
+        covered += interval.contains(p)
+    assert 0.93 <= covered / repeats <= 0.97
+
+
+def test_clustered_data_need_cluster_resampling() -> None:
+    """With 5 images per person and a person-level effect, resampling images understates the spread; resampling
+    people covers at the nominal rate."""
+    rng = np.random.default_rng(3)
+    people, per = 80, 5
+    groups = np.repeat(np.arange(people), per)
+    covered = {"people": 0, "images": 0}
+    for r in range(400):
+        ability = rng.random(people) < 0.7  # each person is classified right or wrong as a whole, mostly
+        correct = np.where(rng.random(people * per) < 0.9, ability[groups], ~ability[groups]).astype(float)
+        truth = 0.7 * 0.9 + 0.3 * 0.1
+        for unit, g in (("people", groups), ("images", np.arange(people * per))):
+            w = intervals.cluster_weights(g, n_boot=300, seed=r)
+            covered[unit] += intervals.basic_interval(correct.mean(), intervals.weighted_accuracy(correct, w)).contains(truth)
+    assert 0.91 <= covered["people"] / 400 <= 0.98
+    assert covered["images"] / 400 < 0.8
+
+
+def test_weighted_balanced_accuracy_is_the_balanced_accuracy_at_unit_weights() -> None:
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(1)
+    y, pred = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
+    got = intervals.weighted_balanced_accuracy(y, pred, np.ones((1, 50)))[0]
+    assert got == pytest.approx(balanced_accuracy_score(y, pred))
+
+
+@pytest.mark.parametrize(("low", "high", "verdict"), [(0.01, 0.03, "holds"), (-0.03, -0.01, "does not hold"),
+                                                      (-0.01, 0.02, "undecided at this size"),
+                                                      (float("nan"), 0.1, "undecided at this size")])
+def test_decide_from_an_interval(low: float, high: float, verdict: str) -> None:
+    assert intervals.decide(intervals.Interval(0.0, low, high)) == verdict
+
+
+def test_measure_gives_every_number_an_interval_and_paired_differences() -> None:
+    rng = np.random.default_rng(0)
+    people, per = 60, 4
+    identity = np.repeat(np.arange(people), per)
+    gender = np.repeat(np.arange(people) % 2, per)
+    base = rng.normal(size=(people, 8))[identity] + rng.normal(scale=0.9, size=(people * per, 8))
+    base[:, 0] += 4.0 * (gender - 0.5)
+    left, right, same = [], [], []
+    for k in range(people):
+        left.append(k * per), right.append(k * per + 1), same.append(True)
+        left.append(k * per), right.append(((k + 1) % people) * per), same.append(False)
+    pairs = Pairs(np.array(left), np.array(right), np.array(same), np.arange(len(left)) % 10)
+    target = evaluation.EvaluationSet("toy", np.arange(len(base)), gender, identity, pairs)
+    blurred = base.copy()
+    blurred[:, 0] = rng.normal(size=len(base))  # gender removed
+    sets = {evaluation.REFERENCE: base, evaluation.SetKey("erase", "step", 1.0): blurred}
+    replicates: dict = {}
+    frame = evaluation.measure(sets, target, n_jobs=1, n_boot=300, replicates=replicates)
+    for metric in ("setting_b", "eer", "tar_at_far", "pic"):
+        assert (frame[f"{metric}_low"] <= frame[metric] + 1e-12).all() and (frame[metric] <= frame[f"{metric}_high"] + 1e-12).all()
+    assert frame.loc[0, "setting_b_low"] > 0.8 and frame.loc[1, "setting_b_high"] < frame.loc[0, "setting_b_low"]
+    gain = evaluation.paired_difference(frame, replicates, evaluation.REFERENCE, evaluation.SetKey("erase", "step", 1.0),
+                                        "setting_b")
+    assert gain.estimate == pytest.approx(frame.loc[0, "setting_b"] - frame.loc[1, "setting_b"])
+    assert intervals.decide(gain) == "holds"
+    eer = verification.eer(verification.pair_distances(base, pairs.left, pairs.right), pairs.same)
+    assert frame.loc[0, "eer"] == eer
+    with pytest.raises(ValueError, match="no measured row"):
+        evaluation.paired_difference(frame, replicates, evaluation.REFERENCE, evaluation.SetKey("x", "y", 0.0), "eer")
