@@ -158,6 +158,8 @@ def run_chapters(
     src = staging_dir(out)
     src.mkdir(parents=True, exist_ok=True)
     shutil.copy2(root / "_config.yml", src / "_config.yml")
+    if (root / "_static").is_dir():  # the book's CSS
+        shutil.copytree(root / "_static", src / "_static", dirs_exist_ok=True)
     write_toc(root, src / "_toc.yml", selected)
     for page in toc_pages(root):
         (src / page).parent.mkdir(parents=True, exist_ok=True)

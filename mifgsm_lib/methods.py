@@ -126,6 +126,11 @@ def label(name: str) -> str:
     return METHODS[name].label if name in METHODS else name
 
 
+def budget(grey_levels: float) -> str:
+    """A pixel budget in words: ``1 grey level``, ``0.5 grey levels``, ``2 grey levels``."""
+    return f"{grey_levels:g} grey {'level' if grey_levels == 1 else 'levels'}"
+
+
 def style_of(name: str) -> tuple[str, str]:
     """(colour, marker) of a method; black dots for one not registered (e.g. ``clean``)."""
     return METHODS[name].style if name in METHODS else ("black", ".")

@@ -93,10 +93,33 @@ def table(frame: pd.DataFrame, caption: str, percent: Iterable[str] = (), digits
             shown.setdefault(key, "{:.1%}")
         else:
             shown.setdefault(key, f"{{:.{digits}g}}")
+    frame = frame.rename_axis(index=[_header(n) if n is not None else None for n in frame.index.names])
     styler = frame.style.format(shown, na_rep="").set_caption(caption)
+    styler = styler.format_index(_header, axis=1).format_index(_index_value, axis=0)
     styler = styler.set_table_styles([{"selector": "caption", "props": "caption-side: top; font-weight: bold;"}],
                                      overwrite=False)
     return styler if index else styler.hide(axis="index")
+
+
+#: Words of column names that the book writes in capitals (the paper's names).
+CAPITALS = {"eer": "EER", "pic": "PIC", "tar": "TAR", "far": "FAR", "psnr": "PSNR", "ssim": "SSIM", "mlp": "MLP",
+            "vclub": "vCLUB", "ive": "IVE", "nll": "NLL"}
+
+
+def _header(name: Any) -> str:
+    """A column name as a table header that can wrap, in the paper's words: ``setting_b_low`` is shown as
+    ``setting B low``, ``tar_at_far`` as ``TAR at FAR``."""
+    words = str(name).replace("_", " ").split(" ")
+    shown = [CAPITALS.get(w, w) for w in words]
+    for k in range(1, len(shown)):
+        if shown[k - 1] == "setting" and shown[k] in ("a", "b"):
+            shown[k] = shown[k].upper()
+    return " ".join(shown)
+
+
+def _index_value(value: Any) -> str:
+    """A row label: a float in its shortest form (``1`` and ``0.5``, not ``1.000000``)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def run_table(parameters: Mapping[str, Any]) -> str:

@@ -342,12 +342,13 @@ def verdict(frontier: pd.DataFrame, kept: pd.DataFrame, leakage: pd.DataFrame | 
         return (f"**No protection to recommend.** Of the protections that lower setting B below the clean images' "
                 f"{ref['setting_b']:.1%} within {TARGET['grey_levels']} grey levels, every one vanished under "
                 f"processing or raised the leakage of its attribute on the other dataset. {target}")
-    name = f"{_label(pick['method'])} at {pick['grey_levels']:g} grey level(s)"
+    name = f"{_label(pick['method'])} at {methods.budget(pick['grey_levels'])}"
     text = [f"**We would recommend {name}**, stored as an 8-bit photo: setting B falls from {ref['setting_b']:.1%} "
             f"(clean) to {pick['setting_b']:.1%} (privacy gain "
             f"{privacy.privacy_gain(ref['setting_b'], pick['setting_b']):.0%}). The cost: an EER of "
             f"{pick['eer']:.2%} (clean {ref['eer']:.2%}), a verification accuracy of {pick['accuracy']:.2%} (clean "
-            f"{ref['accuracy']:.2%}) and {int(pick['gradients'])} face-model gradient(s) per image."]
+            f"{ref['accuracy']:.2%}) and {int(pick['gradients'])} face-model "
+            f"{'gradient' if int(pick['gradients']) == 1 else 'gradients'} per image."]
     if not pick["within_eer"]:
         text.append(f"Its EER is above the {TARGET['eer']:.0%} limit: no candidate within the limit passed every "
                     "front.")
@@ -362,7 +363,7 @@ def verdict(frontier: pd.DataFrame, kept: pd.DataFrame, leakage: pd.DataFrame | 
                   if value == 0]
         tempting = r["setting_b"] < pick["setting_b"] or (r["within_eer"] and not pick["within_eer"])
         if failed and tempting:
-            text.append(f"Not {_label(r['method'])} at {r['grey_levels']:g} grey level(s) (setting B "
+            text.append(f"Not {_label(r['method'])} at {methods.budget(r['grey_levels'])} (setting B "
                         f"{r['setting_b']:.1%}, EER {r['eer']:.2%}): it {' and '.join(failed)}.")
     if pick["setting_b"] > 0.5 + 0.5 * (ref["setting_b"] - 0.5):
         text.append("Even so it removes less than half of the gender information above chance: a retrained "

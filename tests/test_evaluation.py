@@ -137,8 +137,10 @@ def test_setting_b_bad_input():
         setting_b(x, y, groups, folds=1, n_jobs=1)
     with pytest.raises(ValueError, match="groups: expected at least folds=3 identities"):
         setting_b(x, y, np.arange(30) % 2, n_jobs=1, classifiers=["logreg"])
-    with pytest.raises(ValueError, match="templates_by_eps: expected arrays of one shape"):
-        setting_b_sweep({0.0: x, 0.1: x[:, :5]}, y, groups, n_jobs=1)
+    with pytest.raises(ValueError, match="templates_by_eps: expected one row per image"):
+        setting_b_sweep({0.0: x, 0.1: x[:-1]}, y, groups, n_jobs=1)
+    narrower = setting_b_sweep({0.0: x, 0.1: x[:, :5]}, y, groups, n_jobs=1, classifiers=["logreg"])
+    assert narrower[0.1].mean == setting_b(x[:, :5], y, groups, n_jobs=1, classifiers=["logreg"]).mean
     with pytest.raises(ValueError, match="templates_by_eps: expected at least one"):
         setting_b_sweep({}, y, groups, n_jobs=1)
 

@@ -243,9 +243,9 @@ def setting_b_sweep(
     if not templates_by_eps:
         raise ValueError("templates_by_eps: expected at least one (eps -> templates) entry")
     sets = {key: check_templates(x, name=f"templates_by_eps[{key!r}]") for key, x in templates_by_eps.items()}
-    shapes = {x.shape for x in sets.values()}
-    if len(shapes) != 1:
-        raise ValueError(f"templates_by_eps: expected arrays of one shape, got {sorted(shapes)}")
+    rows = {x.shape[0] for x in sets.values()}
+    if len(rows) != 1:  # the width may differ: IVE removes dimensions
+        raise ValueError(f"templates_by_eps: expected one row per image in every set, got {sorted(rows)} rows")
     n = next(iter(sets.values())).shape[0]
     labels = check_labels(y, n=n, num_classes=None if multiclass else 2)
     splits = fold_splits(labels, groups, folds, grouped, seed)

@@ -298,7 +298,9 @@ def describe_shift(shift: pd.DataFrame, distances: Mapping[str, float], gradient
     smallest = wide.index.min()
     if "random" in wide:
         ratios = wide.loc[smallest, list(gradient_methods)] / wide.loc[smallest, "random"]
-        text += (f" At ε = {smallest:g} the gradient attacks move a template {ratios.min():.0f} to {ratios.max():.0f} "
+        spread = (f"{ratios.min():.0f}" if round(ratios.min()) == round(ratios.max())
+                  else f"{ratios.min():.0f} to {ratios.max():.0f}")
+        text += (f" At ε = {smallest:g} the gradient attacks move a template {spread} "
                  "times farther than the random attack with the same pixel budget.")
     for method in wide if distances else ():
         beyond = wide.index[wide[method] > distances["mated"]]

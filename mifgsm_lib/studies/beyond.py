@@ -355,12 +355,12 @@ def describe_frontier(frontier: pd.DataFrame) -> str:
     one_step = frontier[(frontier["method"] == "mi-fgsm") & (frontier["mode"] == "uint8")].set_index(
         "grey_levels")["setting_b"]
     lines = [f"Clean templates: setting B {ref['setting_b']:.1%}, EER {ref['eer']:.2%}. One-step MI-FGSM on 8-bit "
-             "photos:" + ",".join(f" {b:.1%} at {g:g} grey level(s)" for g, b in one_step.items()) + "."]
+             "photos:" + ",".join(f" {b:.1%} at {methods.budget(g)}" for g, b in one_step.items()) + "."]
     best = target["best"]
     if best is not None:
         lines.append(f"The most private protection within {verdicts.TARGET['grey_levels']} grey levels at EER ≤ "
-                     f"{verdicts.TARGET['eer']:.0%} is {methods.label(best['method'])} at {best['grey_levels']:g} grey "
-                     f"level(s), {best['mode']}: setting B {best['setting_b']:.1%}, EER {best['eer']:.2%}.")
+                     f"{verdicts.TARGET['eer']:.0%} is {methods.label(best['method'])} at "
+                     f"{methods.budget(best['grey_levels'])}, {best['mode']}: setting B {best['setting_b']:.1%}, EER {best['eer']:.2%}.")
     iterative = methods.names("iterative")
     pgd = frontier[frontier["method"].isin(iterative)]
     for mode in ("uint8", "float"):
@@ -370,7 +370,7 @@ def describe_frontier(frontier: pd.DataFrame) -> str:
                 continue
             better = [methods.label(m) for m in iterative if m in at and at[m] < at["mi-fgsm"] - 0.005]
             verb = "beats" if len(better) == 1 else "beat"
-            lines.append(f"At {g:g} grey level(s), {mode}: " + (
+            lines.append(f"At {methods.budget(g)}, {mode}: " + (
                 f"{', '.join(better)} {verb} one-step MI-FGSM ({at['mi-fgsm']:.1%}) by more than half a point."
                 if better else f"no iterative protection beats one-step MI-FGSM ({at['mi-fgsm']:.1%}) by more than "
                 "half a point."))
@@ -411,7 +411,7 @@ def describe_robustness(kept: pd.DataFrame, frontier: pd.DataFrame) -> str:
         "grey_levels")["setting_b"].sort_index()
     lines = []
     for (method, grey), part in kept.groupby(["method", "grey_levels"], sort=False):
-        name = f"{methods.label(method)} at {grey:g} grey level(s)"
+        name = f"{methods.label(method)} at {methods.budget(grey)}"
         base = float(part["base_gain"].iloc[0])
         if not base > 0:
             lines.append(f"* {name} has no setting-B gain on unprocessed photos, so there is nothing to keep.")
@@ -427,7 +427,7 @@ def describe_robustness(kept: pd.DataFrame, frontier: pd.DataFrame) -> str:
                         if more else "") + ".")
     if (kept["share"] > 1).any() and len(one_step) > 1 and one_step.iloc[-1] > one_step.iloc[0]:
         lines.append(f"\nSetting B can fall further after processing. One-step MI-FGSM's setting B rises again with "
-                     f"the budget ({one_step.iloc[0]:.1%} at {one_step.index[0]:g} grey level(s), "
+                     f"the budget ({one_step.iloc[0]:.1%} at {methods.budget(one_step.index[0])}, "
                      f"{one_step.iloc[-1]:.1%} at {one_step.index[-1]:g}), so the retrained classifiers learn part of "
                      "the perturbation's own pattern. The processing smooths that pattern away, while the templates' "
                      "shift stays.")
@@ -436,7 +436,7 @@ def describe_robustness(kept: pd.DataFrame, frontier: pd.DataFrame) -> str:
 
 def describe_robustness_plus(plus: pd.DataFrame, method: str, grey_levels: float) -> str:
     """Markdown: the privacy ``method`` buys against setting B+ in each view (processed or not)."""
-    lines = [f"{methods.label(method)} at {grey_levels:g} grey level(s), against the stronger adversary of setting B+:"]
+    lines = [f"{methods.label(method)} at {methods.budget(grey_levels)}, against the stronger adversary of setting B+:"]
     for r in plus.itertuples():
         kept = "survives" if r.gain_low > 0 else "is not shown to survive" if r.gain_high > 0 else "is gone"
         lines.append(f"* {r.view}: setting B+ {r.clean:.1%} clean, {r.protected:.1%} protected; the gain "
@@ -450,7 +450,7 @@ def describe_attributes(leakage: pd.DataFrame) -> str:
     own = verdicts.self_protection(leakage)
     lines = []
     for attribute, part in own.groupby("measured", sort=False):
-        effects = [f"{methods.label(r.method)} at {r.grey_levels:g} grey: {r.setting_b:.1%} ({100 * r.change:+.1f} "
+        effects = [f"{methods.label(r.method)} at {methods.budget(r.grey_levels)}: {r.setting_b:.1%} ({100 * r.change:+.1f} "
                    f"points{', **more** than clean' if r.change > 0.005 else ''})" for r in part.itertuples()]
         lines.append(f"* **{attribute}** (clean {part['clean'].iloc[0]:.1%}, chance {part['chance'].iloc[0]:.1%}), "
                      "protected against itself: " + "; ".join(effects) + ".")
@@ -461,7 +461,7 @@ def describe_attributes(leakage: pd.DataFrame) -> str:
                      "template through $q$'s boundary, away from its own class, so the shift itself depends on the "
                      "label and a retrained classifier can read it.")
     for _, r in verdicts.collateral(leakage).iterrows():
-        lines.append(f"* **Collateral effect**, {methods.label(r['method'])} at {r['grey_levels']:g} grey level(s): "
+        lines.append(f"* **Collateral effect**, {methods.label(r['method'])} at {methods.budget(r['grey_levels'])}: "
                      f"protecting gender changes the age-group leakage by {100 * r['change']:+.1f} points "
                      f"({r['clean']:.1%} → {r['protecting gender']:.1%}); protecting the age group itself changes it "
                      f"by {100 * r['direct change']:+.1f} points.")

@@ -423,7 +423,8 @@ def describe_storage(modes: pd.DataFrame, clean_b: float) -> str:
     if u8.empty:
         return "No level of this grid is below half a grey level."
     same = bool(np.allclose(u8["setting_b"], clean_b, rtol=0, atol=1e-12))
-    return (f"In `uint8` mode, at the {len(u8)} level(s) below half a grey level, setting B "
+    return (f"In `uint8` mode, at {'the level' if len(u8) == 1 else f'the {len(u8)} levels'} below half a grey level, "
+            "setting B "
             f"{'equals the clean value exactly' if same else 'differs from the clean value'} "
             f"({', '.join(f'{v:.1%}' for v in u8['setting_b'])} vs {clean_b:.1%}).")
 

@@ -1,0 +1,24 @@
+"""The chapters' presentation helpers: tables a reader compares, budgets in words."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mifgsm_lib import methods, page
+
+
+def test_a_table_shows_the_papers_names_percentages_and_short_row_labels() -> None:
+    frame = pd.DataFrame({"setting_b": [0.5, 0.625], "tar_at_far": [0.9, 0.8], "eer": [0.01, 0.02]},
+                         index=pd.MultiIndex.from_tuples([("MI-FGSM", 1.0), ("MI-PGD", 0.5)],
+                                                         names=["method", "grey_levels"]))
+    html = page.table(frame, "A caption.", percent=["setting_b"]).to_html()
+    for text in (">setting B<", ">TAR at FAR<", ">EER<", ">grey levels<", ">62.5%<", ">0.5<", ">1<", "A caption."):
+        assert text in html, text
+    assert "1.000000" not in html and "setting_b" not in html
+    assert frame.index.names == ["method", "grey_levels"]  # the caller's frame is left as it was
+
+
+def test_a_budget_in_words() -> None:
+    assert methods.budget(1) == "1 grey level"
+    assert methods.budget(2.0) == "2 grey levels"
+    assert methods.budget(0.5) == "0.5 grey levels"
