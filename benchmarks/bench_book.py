@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mifgsm_lib import book
+from mifgsm_lib import book, page
 from mifgsm_lib.cache import load_npz
 
 
@@ -46,7 +46,7 @@ def chapter_rows(out: Path, ledger: Path) -> list[dict[str, float | str]]:
 
 def _clean_templates(artifacts: Path, params: dict) -> np.ndarray:
     """The clean templates of the dataset and model a perturbed entry was computed from."""
-    keys = ("dataset", "images", "image_list", "model")
+    keys = ("dataset", "images", "content", "model", "weights", "preprocessing")
     for meta in (artifacts / "templates").glob("*.json"):
         found = json.loads(meta.read_text())["params"]
         if all(found.get(k) == params.get(k) for k in keys):
@@ -97,7 +97,7 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run(["bash", str(book.repo_root() / "scripts" / "setup.sh")], check=True)
         rows.append({"step": "setup", "seconds": time.perf_counter() - start})
-    env = {**os.environ, book.LEDGER_ENV: str(ledger)}
+    env = {**os.environ, page.LEDGER_ENV: str(ledger)}
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mifgsm_lib.cli", "book", "--profile", args.profile, "--out", str(out),
                     "--artifacts", str(artifacts), "--device", args.device, "--no-build"], check=True, env=env)
