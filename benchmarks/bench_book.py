@@ -88,8 +88,10 @@ def main() -> None:
     parser.add_argument("--setup", action="store_true", help="also time scripts/setup.sh")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    out = args.out or Path(tempfile.mkdtemp(prefix=f"bench-book-{args.profile}-"))
-    artifacts = args.artifacts or Path(tempfile.mkdtemp(prefix="bench-artifacts-"))
+    # absolute: the chapters' kernels run in book/ and append to the ledger
+    out = (args.out or Path(tempfile.mkdtemp(prefix=f"bench-book-{args.profile}-"))).resolve()
+    artifacts = (args.artifacts or Path(tempfile.mkdtemp(prefix="bench-artifacts-"))).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     ledger = out / "passes.jsonl"
     ledger.unlink(missing_ok=True)
     rows: list[dict[str, float | str]] = []

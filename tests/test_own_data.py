@@ -87,11 +87,12 @@ def make_faces(mirror: Path, root: Path, identities: bool) -> Path:
 
 
 def run_book(faces: Path, out: Path, chapters: list[str]) -> dict:
-    """``mifgsm book`` on ``faces``, quick profile, no HTML; its ``--json`` result."""
+    """``mifgsm book -p ...`` (papermill's convention) on ``faces``, quick profile, no HTML; its ``--json``
+    result."""
     env = {**os.environ, "MIFGSM_PROFILE": "quick"}
     done = subprocess.run(
-        [sys.executable, "-m", "mifgsm_lib.cli", "book", "--dataset", "folder", "--data-dir", str(faces),
-         "--profile", "quick", "--out", str(out), "--no-build", "--json", "--chapters", *chapters],
+        [sys.executable, "-m", "mifgsm_lib.cli", "book", "-p", "dataset=folder", "-p", f"data_dir={faces}",
+         "-p", "profile=quick", "--out", str(out), "--no-build", "--json", "--chapters", *chapters],
         capture_output=True, text=True, env=env, timeout=3600)
     assert done.returncode == 0, f"mifgsm book failed ({done.returncode}):\n{done.stderr[-6000:]}"
     return json.loads(done.stdout)

@@ -4,6 +4,8 @@ Every loader returns a :class:`FaceDataset` (image paths, identities, gender 0 =
 -1 = unknown, extra attributes) and lists in ``problems`` every label problem it found and how it was
 resolved: nothing is dropped or relabelled silently. :func:`balanced_subset` draws the paper's
 gender-balanced subset (5,000 images).
+
+It is longer than most modules because it holds one loader per dataset layout, each with its own label rules.
 """
 
 from __future__ import annotations

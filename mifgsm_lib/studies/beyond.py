@@ -10,6 +10,9 @@ other soft biometrics.
    vCLUB, and each one's leakage measured in setting B (:func:`attribute_leakage`).
 
 The verdict the chapter closes with is decided in :mod:`mifgsm_lib.verdicts`.
+
+It is longer than most modules because the chapter has four studies, each with the sentences (``describe_*``) the
+chapter displays beside its tables.
 """
 
 from __future__ import annotations

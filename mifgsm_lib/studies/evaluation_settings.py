@@ -6,6 +6,9 @@ computed twice across chapters. The sweeps of Figs. 2-6 share one set of ε grid
 (:func:`mifgsm_lib.config.eps_grids`): one :func:`attack_sweep` over their union embeds every ε once per
 attack, and each figure takes its rows with :func:`mifgsm_lib.privacy.on_grid`; the paper's findings are
 decided on the measured sweep by :func:`mifgsm_lib.verdicts.paper_findings`.
+
+It is longer than most modules because the chapter is: five figures, setting B+ and the privacy cost, each with
+the sentence (``describe_*``) the chapter displays beside it.
 """
 
 from __future__ import annotations
