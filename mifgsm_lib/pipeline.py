@@ -515,6 +515,18 @@ def pairs_unavailable(cfg: RunConfig, name: str | None = None) -> str | None:
     return None
 
 
+def setting_b_unavailable(cfg: RunConfig, target: evaluation.EvaluationSet, grouped: bool = True) -> str | None:
+    """Why setting B cannot be measured on ``target``'s labelled images with the profile's folds (too few people of
+    a class), or None where it can."""
+    known = target.labelled
+    try:
+        evaluation.fold_splits(target.labels[known], target.identity[known], int(cfg.sizes["cv_folds"]), grouped,
+                               cfg.seed)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def evaluation_set(
     cfg: RunConfig, folds: tuple[int, ...] | None = None, name: str | None = None, attribute: str = "gender",
     indices: np.ndarray | None = None,

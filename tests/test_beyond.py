@@ -261,7 +261,7 @@ def test_verdict_is_decided_by_the_numbers() -> None:
     s = study(pgd_jpeg90=0.955)
     text = verdicts.verdict(s.frontier, verdicts.retained_gain(s.robustness))
     assert "We would recommend MI-FGSM at 1 grey" in text
-    assert "Not MI-PGD (confusion, attacker-aware) at 2 grey level(s)" in text and "vanishes under processing" in text
+    assert "Not MI-PGD (confusion, attacker-aware) at 2 grey levels" in text and "vanishes under processing" in text
     assert "less than half" in text
     s = study(pgd_b=0.80, pgd_eer=0.05, pgd_jpeg90=0.85)
     leakage = leakage_frame({("mi-fgsm", 1.0): +0.08, ("mi-fgsm", 2.0): +0.1, ("mi-pgd-aware", 2.0): -0.1})

@@ -14,7 +14,7 @@ from mifgsm_lib.faces.models import load_face_model
 from mifgsm_lib.faces import dlib_resnet
 from mifgsm_lib.figures import templates as figures
 from mifgsm_lib.studies import templates as study
-from mifgsm_lib.verification import verify
+from mifgsm_lib.verification import rate_intervals, verify
 
 
 def _dataset(identities: bool = True) -> FaceDataset:
@@ -99,8 +99,13 @@ def test_verification_table_sits_beside_published_figures() -> None:
     same = np.arange(20) % 2 == 0
     z[right[same]] = z[left[same]] + 0.01 * rng.normal(size=(same.sum(), 4))
     report = verify(z, left, right, same, folds=5)
-    table = study.verification_table(report, "ours")
+    distances = np.linalg.norm(z[left] - z[right], axis=1)
+    intervals = rate_intervals(distances, same, n_boot=200)
+    table = study.verification_table(report, "ours", intervals)
     assert table.loc["ours", "accuracy"] == report.accuracy_mean
+    eer = intervals["eer"]
+    assert eer.low <= report.eer <= eer.high
+    assert table.loc["ours", "eer 95% interval"] == f"[{eer.low:.2%}, {eer.high:.2%}]"
     assert table.iloc[1]["accuracy"] == study.DLIB_PUBLISHED_LFW_ACCURACY
     assert np.isnan(table.iloc[1]["eer"])
     assert len(figures.plot_verification({"ours": report}).axes) == 2

@@ -106,6 +106,17 @@ def _measure(cfg: RunConfig, target: evaluation.EvaluationSet, sets: dict[SetKey
     return frame
 
 
+def unavailable(cfg: RunConfig) -> str | None:
+    """Why sections 2 and 3 cannot run on ``cfg``'s dataset (no verification pairs in the chapter's folds, or too
+    few labelled people there for setting B), or None where they can."""
+    reason = pipeline.pairs_unavailable(cfg)
+    if reason is not None:
+        return reason
+    target = pipeline.evaluation_set(cfg, folds=cfg.sizes["beyond"].get("folds"))
+    reason = pipeline.setting_b_unavailable(cfg, target)
+    return None if reason is None else f"the images of the chapter's folds are too few for setting B ({reason})"
+
+
 def iterative_study(cfg: RunConfig, chapter_sizes: dict[str, Any] | None = None, progress: bool = False) -> Study:
     """Every protection of :class:`Plan` on the images of the verification pairs of the chapter's ``folds``,
     measured per view."""

@@ -106,6 +106,20 @@ def _with_kept(frame: pd.DataFrame, curves: dict[str, BaselineCurve]) -> pd.Data
     return frame
 
 
+def unavailable(cfg: RunConfig, grouped: bool = True) -> str | None:
+    """Why the trade-off cannot be measured on ``cfg``'s dataset (no verification pairs, or a half of the pairs'
+    folds too small for setting B's folds), or None where it can: the chapter then says why it is skipped."""
+    reason = pipeline.pairs_unavailable(cfg)
+    if reason is not None:
+        return reason
+    select, report, _, _ = pipeline.evaluation_set(cfg).split_by_folds()
+    for name, half in (("choosing", select), ("reporting", report)):
+        reason = pipeline.setting_b_unavailable(cfg, half, grouped)
+        if reason is not None:
+            return f"the images of the {name} half of the pairs' folds are too few for setting B ({reason})"
+    return None
+
+
 def run(
     cfg: RunConfig,
     attacks: Sequence[str] | None = None,
