@@ -110,6 +110,11 @@ def _templates_file(path: str, cfg: RunConfig, by_image: bool = True) -> dict[st
                              "array")
     if by_image and str(arrays["model"]) != cfg.model:
         raise ValueError(f"{path}: templates of face model {str(arrays['model'])!r}, but --model is {cfg.model!r}")
+    if by_image:
+        ids, counts = np.unique(arrays["image_ids"].astype(str), return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(f"{path}: image id {ids[counts > 1][0]!r} appears {counts.max()} times; expected one "
+                             "template per image")
     return arrays
 
 

@@ -448,7 +448,9 @@ def test_a_reordered_templates_file_is_aligned_by_image_id(mini_lfw, tmp_path: P
     (None, "has no template of 12 image(s) of 'lfw'"),
     (lambda a: {**a, "model": np.asarray("iresnet50")}, "templates of face model 'iresnet50', but --model is 'dlib'"),
     (lambda a: {k: v for k, v in a.items() if k != "image_ids"}, "with a 'image_ids' array"),
-], ids=["another-dataset", "another-model", "no-image-ids"])
+    (lambda a: {**a, "image_ids": np.r_[a["image_ids"][:1], a["image_ids"][:-1]]}, "appears 2 times; expected one "
+     "template per image"),
+], ids=["another-dataset", "another-model", "no-image-ids", "repeated-image-id"])
 def test_a_foreign_templates_file_is_refused(change, message: str, mini_lfw, embedded, tmp_path: Path,
                                              capsys) -> None:
     data_dir, artifacts, templates = mini_lfw

@@ -263,3 +263,18 @@ def test_grouped_folds_need_enough_people_of_each_class() -> None:
     assert len(fold_splits(y, people, folds=3, grouped=False)) == 3  # plain folds split the images
     people[-3:] = [102, 103, 104]
     assert all(np.unique(y[train]).size == 2 for train, _ in fold_splits(y, people, folds=3))
+
+
+def test_setting_b_plus_adapts_to_a_small_dataset() -> None:
+    from mifgsm_lib.evaluation.adversary import setting_b_plus, stronger_classifier
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 12)
+    people = np.arange(24) // 2  # 6 people per class
+    z = rng.normal(size=(24, 6)) + 2.0 * y[:, None]
+    result = setting_b_plus({"clean": z}, y, people, folds=3, n_jobs=1)["clean"]
+    assert 0.5 < result.mean <= 1.0  # separable: the adversary finds the gender
+    small = stronger_classifier("mlp", n_fit=8)  # a 10 % split of 8 images holds 1 < 2 classes
+    assert small.estimator.steps[-1][1].early_stopping is False
+    assert stronger_classifier("mlp", n_fit=200).estimator.steps[-1][1].early_stopping is True
+    assert stronger_classifier("knn", n_fit=8).param_grid == {"kneighborsclassifier__n_neighbors": [5]}

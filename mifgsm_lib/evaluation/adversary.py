@@ -29,7 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mifgsm_lib.evaluation.measure import EvaluationSet, SetKey
-from mifgsm_lib.evaluation.settings import SettingBResult, setting_b_sweep
+from mifgsm_lib.evaluation.settings import SettingBResult, fold_splits, setting_b_sweep
 from mifgsm_lib.intervals import N_BOOT, basic_interval, cluster_weights
 
 #: Setting B+'s classifiers, by name, in the order tables show them.
@@ -39,17 +39,28 @@ STRONGER_CLASSIFIERS = ("mlp", "boosted_trees", "knn")
 INNER_FOLDS = 2
 
 
-def stronger_classifier(name: str, seed: int = 0) -> GridSearchCV:
+#: The share of a fit's images that early stopping holds out (scikit-learn's default ``validation_fraction``).
+VALIDATION_FRACTION = 0.1
+
+
+def stronger_classifier(name: str, seed: int = 0, n_fit: int | None = None, n_classes: int = 2) -> GridSearchCV:
     """One of setting B+'s tuned classifiers (see the module's text): a ``GridSearchCV`` over a small grid, its
-    inner folds stratified and seeded."""
+    inner folds stratified and seeded.
+
+    ``n_fit``, the fewest images any of its fits sees (None: many), adapts it to small datasets by a fixed rule: the
+    MLP and the boosted trees stop early only where their 10 % validation split holds at least one image per class
+    (else they train for their full ``max_iter``), and k-NN searches only the k of its grid that do not exceed
+    ``n_fit``."""
     inner = StratifiedKFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed)
+    stop = n_fit is None or int(np.ceil(VALIDATION_FRACTION * n_fit)) >= n_classes
+    neighbours = [k for k in (5, 25) if n_fit is None or k <= n_fit] or [max(1, int(n_fit or 1))]
     specs = {
-        "mlp": (make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(128,), early_stopping=True,
+        "mlp": (make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(128,), early_stopping=stop,
                                                               max_iter=300, random_state=seed)),
                 {"mlpclassifier__alpha": [1e-4, 1e-2]}),
-        "boosted_trees": (HistGradientBoostingClassifier(max_iter=150, early_stopping=True, random_state=seed),
+        "boosted_trees": (HistGradientBoostingClassifier(max_iter=150, early_stopping=stop, random_state=seed),
                           {"max_leaf_nodes": [15, 63]}),
-        "knn": (make_pipeline(StandardScaler(), KNeighborsClassifier()), {"kneighborsclassifier__n_neighbors": [5, 25]}),
+        "knn": (make_pipeline(StandardScaler(), KNeighborsClassifier()), {"kneighborsclassifier__n_neighbors": neighbours}),
     }
     if name not in specs:
         raise ValueError(f"classifier {name!r}: expected one of {list(STRONGER_CLASSIFIERS)}")
@@ -69,7 +80,11 @@ def setting_b_plus(
 ) -> dict[object, SettingBResult]:
     """Setting B+ for many template sets: :func:`~mifgsm_lib.evaluation.settings.setting_b_sweep` with the tuned
     classifiers of :func:`stronger_classifier` (the same folds, scoring and intervals as setting B)."""
-    classifiers = {name: stronger_classifier(name, seed) for name in STRONGER_CLASSIFIERS}
+    labels = np.asarray(y)
+    smallest_train = min(len(train) for train, _ in fold_splits(labels, groups, folds, grouped, seed))
+    n_fit = smallest_train // INNER_FOLDS  # the inner search's smaller training part
+    classifiers = {name: stronger_classifier(name, seed, n_fit, np.unique(labels).size)
+                   for name in STRONGER_CLASSIFIERS}
     return setting_b_sweep(templates_by_key, y, groups, folds, grouped, seed, n_jobs, classifiers, progress=False,
                            multiclass=multiclass)
 
