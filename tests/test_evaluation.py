@@ -257,11 +257,11 @@ def test_image_quality_bad_input():
 
 def test_grouped_folds_need_enough_people_of_each_class() -> None:
     y = np.r_[np.zeros(12, dtype=int), np.ones(6, dtype=int)]
-    people = np.r_[np.arange(12), np.full(3, 100), np.full(3, 101)]  # the women are two people
-    with pytest.raises(ValueError, match="class 1 has 2"):
+    people = np.r_[np.arange(12), np.full(6, 100)]  # the women are one person
+    with pytest.raises(ValueError, match=r"a training fold holds no image of class 1 \(its people: 1\)"):
         fold_splits(y, people, folds=3)
     assert len(fold_splits(y, people, folds=3, grouped=False)) == 3  # plain folds split the images
-    people[-3:] = [102, 103, 104]
+    people[-3:] = 101  # two people: holding one out leaves the other in training
     assert all(np.unique(y[train]).size == 2 for train, _ in fold_splits(y, people, folds=3))
 
 

@@ -130,16 +130,15 @@ def fold_splits(
     if n_groups < folds:
         raise ValueError(f"groups: expected at least folds={folds} identities, got {n_groups}")
     people = np.asarray(groups)
-    per_class = {c: np.unique(people[labels == c]).size for c in np.unique(labels)}
-    fewest = min(per_class, key=per_class.get)
-    if per_class[fewest] < folds:
-        raise ValueError(f"groups: each class needs at least folds={folds} people for folds grouped by identity; "
-                         f"class {fewest} has {per_class[fewest]}")
+    classes = np.unique(labels)
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(cv.split(np.zeros((n, 1)), labels, people))
-    if any(np.unique(labels[train]).size < len(per_class) for train, _ in splits):
-        raise ValueError(f"groups: the people of {len(per_class)} classes cannot be split into folds={folds} "
-                         "grouped folds whose training parts hold every class; use fewer folds or grouped=False")
+    for train, _ in splits:
+        absent = np.setdiff1d(classes, labels[train])
+        if absent.size:
+            raise ValueError(f"groups: in folds={folds} grouped by identity, a training fold holds no image of class "
+                             f"{absent[0]} (its people: {np.unique(people[labels == absent[0]]).size}); expected "
+                             "more people of each class, fewer folds or grouped=False")
     return splits
 
 
