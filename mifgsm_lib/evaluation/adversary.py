@@ -38,7 +38,6 @@ STRONGER_CLASSIFIERS = ("mlp", "boosted_trees", "knn")
 #: Folds of the hyper-parameter search inside each training fold.
 INNER_FOLDS = 2
 
-
 #: The share of a fit's images that early stopping holds out (scikit-learn's default ``validation_fraction``).
 VALIDATION_FRACTION = 0.1
 
@@ -56,9 +55,11 @@ def stronger_classifier(name: str, seed: int = 0, n_fit: int | None = None, n_cl
     neighbours = [k for k in (5, 25) if n_fit is None or k <= n_fit] or [max(1, int(n_fit or 1))]
     specs = {
         "mlp": (make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(128,), early_stopping=stop,
+                                                              validation_fraction=VALIDATION_FRACTION,
                                                               max_iter=300, random_state=seed)),
                 {"mlpclassifier__alpha": [1e-4, 1e-2]}),
-        "boosted_trees": (HistGradientBoostingClassifier(max_iter=150, early_stopping=stop, random_state=seed),
+        "boosted_trees": (HistGradientBoostingClassifier(max_iter=150, early_stopping=stop,
+                                                          validation_fraction=VALIDATION_FRACTION, random_state=seed),
                           {"max_leaf_nodes": [15, 63]}),
         "knn": (make_pipeline(StandardScaler(), KNeighborsClassifier()), {"kneighborsclassifier__n_neighbors": neighbours}),
     }
