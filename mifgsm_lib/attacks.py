@@ -35,7 +35,6 @@ the vCLUB objective or a "confusion" objective, optionally re-estimating q betwe
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -55,7 +54,6 @@ RANDOM_READINGS = ("sign", "mask")
 PGD_OBJECTIVES = ("vclub", "confusion")
 
 ImageBatch = np.ndarray | torch.Tensor
-Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 # --------------------------------------------------------------------------------------------------

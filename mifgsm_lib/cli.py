@@ -93,8 +93,12 @@ def cmd_data(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     if args.action == "fetch":
         path = data.fetch(args.name, data_dir, mirror=Path(args.mirror) if args.mirror else None)
-        return {"dataset": args.name, "path": str(path)}
-    return data.info(args.name, data_dir)
+        source = f" (a link to {path.resolve()})" if path.is_symlink() else ""
+        print(f"mifgsm data fetch: {args.name} is in {path}{source}", file=sys.stderr)
+        return {"dataset": args.name, "path": str(path), "data_folder": str(path.resolve())}
+    report = data.info(args.name, data_dir)
+    print(f"mifgsm data info: read {args.name} from {report['root']}", file=sys.stderr)
+    return {**report, "data_folder": str(report["root"])}
 
 
 def _templates_file(path: str, cfg: RunConfig, by_image: bool = True) -> dict[str, np.ndarray]:
@@ -110,6 +114,14 @@ def _templates_file(path: str, cfg: RunConfig, by_image: bool = True) -> dict[st
                              "array")
     if by_image and str(arrays["model"]) != cfg.model:
         raise ValueError(f"{path}: templates of face model {str(arrays['model'])!r}, but --model is {cfg.model!r}")
+    if by_image and "preprocessing" in arrays:
+        from mifgsm_lib import pipeline
+
+        written, configured = json.loads(str(arrays["preprocessing"])), pipeline.model_key(cfg)
+        for part in ("weights", "landmarks"):
+            if written.get(part) != configured[part]:
+                raise ValueError(f"{path}: templates of {cfg.model} with other {part} (digest {written.get(part)}) "
+                                 f"than the configured ones ({configured[part]}); embed again with these")
     if by_image:
         ids, counts = np.unique(arrays["image_ids"].astype(str), return_counts=True)
         if (counts > 1).any():

@@ -21,7 +21,6 @@ or *undecided at this size*.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,14 +102,6 @@ def weighted_balanced_accuracy(y: np.ndarray, pred: np.ndarray, weights: np.ndar
         with np.errstate(invalid="ignore", divide="ignore"):
             recalls.append(np.where(total > 0, (weights @ (member * correct)) / total, np.nan))
     return np.nanmean(np.stack(recalls), axis=0)
-
-
-def statistic_interval(statistic: Callable[[np.ndarray], float], weights: np.ndarray, estimate: float,
-                       level: float = LEVEL) -> Interval:
-    """The basic interval of ``estimate`` for a statistic of weighted units: ``statistic(w)`` for every replicate
-    row of ``weights`` and for uniform weights (the full sample)."""
-    replicates = np.array([statistic(w) for w in weights])
-    return basic_interval(estimate, replicates, statistic(np.ones(weights.shape[1])), level)
 
 
 def decide(difference: Interval, margin: float = 0.0) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from mifgsm_lib import paper
 from mifgsm_lib.book import versions
 from mifgsm_lib.config import RunConfig
 
@@ -23,7 +24,7 @@ from mifgsm_lib.config import RunConfig
 def start(chapter: str, datasets: Iterable[str | None] = (), **parameters: Any) -> RunConfig:
     """A chapter's configuration from its parameters (:class:`~mifgsm_lib.config.RunConfig`; bad values are refused
     here, before any work), with the ``datasets`` it reads present: each is fetched (:func:`mifgsm_lib.data.fetch`:
-    from ``$MIFGSM_MIRROR`` or by download, with pooch's retries and hash checks) unless it is already in the data
+    from ``$MIFGSM_MIRROR`` or by download, with retries and pinned-hash checks) unless it is already in the data
     folder, or is a folder of the user's (``folder``). Prints the chapter, the device picked and, on Colab, where
     results are cached."""
     from mifgsm_lib import data
@@ -157,11 +158,15 @@ def run_time(chapter: str, profile: str) -> str:
 
 def header(chapter: str, cfg: RunConfig) -> None:
     """The line at the top of a chapter: how long it takes per profile (:func:`run_time`), and the profile and
-    device of this run."""
+    device of this run. Glues the paper's numbers (:func:`mifgsm_lib.paper.quotes`) as ``paper_<name>`` for the
+    chapter's prose."""
     from IPython.display import Markdown, display
+    from myst_nb import glue
 
     display(Markdown(f"{run_time(chapter, cfg.profile)} This run: the `{cfg.profile}` profile on "
                      f"{describe_device(cfg)}."))
+    for name, text in paper.quotes().items():
+        glue(f"paper_{name}", text, display=False)
 
 
 #: Where a chapter appends the face-model passes its kernel ran (``benchmarks/bench_book.py`` sets it).

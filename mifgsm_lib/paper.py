@@ -42,3 +42,32 @@ MIXING_QUOTED_FRACTIONS = (0.375, 0.5)
 #: Sec. 5: setting B's cross-validation folds; Sec. 6.3: the LFW verification protocol's pairs.
 CV_FOLDS = 3
 VERIFICATION_PAIRS = 6000
+#: Sec. 6: the datasets as the paper uses them, whole (images; LFW's people).
+DATASET_IMAGES = {"LFW": 13233, "AgeDB": 16516, "ColorFERET": 11338}
+LFW_PEOPLE = 5749
+
+#: Published figures of other works that the chapters quote: dlib's 10-fold LFW accuracy of its ResNet
+#: (``dlib_face_recognition_resnet_model_v1``, on full-size LFW images).
+DLIB_PUBLISHED_LFW_ACCURACY = 0.9938
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def quotes() -> dict[str, str]:
+    """The numbers above as the chapters' prose quotes them, by name: each chapter glues them
+    (:func:`mifgsm_lib.page.header`) and its text reads ``{glue:text}`paper_<name>```, so that no number of the
+    paper is typed in a chapter."""
+    return {
+        "subset_size": f"{SUBSET_SIZE:,}",
+        "sensitive_steps": f"{SENSITIVE_STEPS}",
+        "estimator_iterations": f"{ESTIMATOR_ITERATIONS:,}",
+        "estimator_checkpoints": _listed([f"{c:,}" for c in ESTIMATOR_CHECKPOINTS]),
+        "mixing_fractions": _listed([f"{100 * f:g} %" for f in MIXING_QUOTED_FRACTIONS]),
+        "verification_pairs": f"{VERIFICATION_PAIRS:,}",
+        "lfw_images": f"{DATASET_IMAGES['LFW']:,}",
+        "lfw_people": f"{LFW_PEOPLE:,}",
+        "dataset_images": ", ".join(f"{name} {n:,}" for name, n in DATASET_IMAGES.items()),
+        "dlib_lfw_accuracy": f"{DLIB_PUBLISHED_LFW_ACCURACY:.2%}",
+    }

@@ -408,7 +408,8 @@ def vclub(
             out.update({f"ckpt{it}.{k}": v for k, v in st.items()})
         return out
 
-    params = step_key(cfg, name, features=features, attribute=attribute, checkpoints=checkpoints)
+    params = step_key(cfg, name, features=features, attribute=attribute, checkpoints=checkpoints,
+                      mlp_train=digest(mlp_training_images(cfg, name)) if features == "mlp" else None)
     state = cache(cfg).state_dict("vclub", params, compute)
     prefix = f"ckpt{iteration}."
     estimator = mi.VCLUB.from_checkpoint_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
@@ -620,10 +621,21 @@ def _positions(over: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.array([lookup[int(i)] for i in np.asarray(indices)], dtype=np.int64)
 
 
+def estimators_key(cfg: RunConfig, name: str | None = None, attribute: str = "gender") -> dict[str, Any]:
+    """What identifies the trained estimators an attack or setting A uses, for the keys of the steps built on them:
+    the vCLUB training's length and checkpoints and, for gender, the images the MLP of Sec. 3.1 is trained on
+    (:func:`mlp_training_images`: they move with the profile's subset, so two profiles never share an MLP's
+    results)."""
+    key: dict[str, Any] = {"estimator": {k: cfg.sizes[k] for k in ("estimator_iterations", "estimator_checkpoints")}}
+    if attribute == "gender":
+        key["mlp_train"] = digest(mlp_training_images(cfg, name))
+    return key
+
+
 def _direction_key(cfg: RunConfig, method: str, batch_size: int, iteration: int | None, name: str | None,
                    attribute: str) -> dict[str, Any]:
     return step_key(cfg, name, method=method, batch_size=batch_size, iteration=iteration, attribute=attribute,
-                    estimator={k: cfg.sizes[k] for k in ("estimator_iterations", "estimator_checkpoints")})
+                    **estimators_key(cfg, name, attribute))
 
 
 # --------------------------------------------------------------------------------------------------

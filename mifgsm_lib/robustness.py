@@ -71,7 +71,8 @@ def resize_down_up(images: ImageBatch, factor: float) -> ImageBatch:
     return _like_input(up, images)
 
 
-#: The processing of issue 7, Sec. 3, by the names the robustness table uses.
+#: The processing an image meets after protection (JPEG at three qualities, a blur, a halving resize), by the
+#: names the robustness table of the chapter "Beyond one step" uses.
 TRANSFORMS: dict[str, Callable[[ImageBatch], ImageBatch]] = {
     "jpeg90": partial(jpeg, quality=90),
     "jpeg75": partial(jpeg, quality=75),

@@ -85,13 +85,6 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-def check_choice(value: Any, choices: Sequence[str], name: str) -> str:
-    """``value``, one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name}={value!r}: expected one of {list(choices)}")
-    return str(value)
-
-
 def check_distinct(values: Sequence[Any], name: str) -> list[Any]:
     """``values`` as a list, refused when one appears twice (a repeated ε or method would be computed once and
     reported twice)."""

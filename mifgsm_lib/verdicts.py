@@ -225,9 +225,9 @@ def _best(rows: pd.DataFrame) -> pd.Series:
 
 
 def target_check(frontier: pd.DataFrame, target: dict[str, float] = TARGET) -> dict[str, Any]:
-    """The issue's target on the measured frontier: the protections within ``grey_levels`` with setting B at
-    most ``setting_b`` and EER at most ``eer`` (any storage mode), the most private one at that EER, and one-step
-    MI-FGSM's setting B at 1 grey level (uint8) for comparison."""
+    """The chapter's research target (:data:`TARGET`) on the measured frontier: the protections within
+    ``grey_levels`` with setting B at most ``setting_b`` and EER at most ``eer`` (any storage mode), the most
+    private one at that EER, and one-step MI-FGSM's setting B at 1 grey level (uint8) for comparison."""
     within = frontier[(frontier["method"] != "reference") & (frontier["grey_levels"] <= target["grey_levels"] + 1e-9)]
     met = within[(within["setting_b"] <= target["setting_b"]) & (within["eer"] <= target["eer"])]
     usable = within[within["eer"] <= target["eer"]]
@@ -336,7 +336,7 @@ def verdict(frontier: pd.DataFrame, kept: pd.DataFrame, leakage: pd.DataFrame | 
     table = assess(frontier, kept, leakage)
     pick = recommend(table)
     check = target_check(f)
-    target = (f"The issue's target (setting B ≤ {TARGET['setting_b']:.0%} at EER ≤ {TARGET['eer']:.0%} within "
+    target = (f"The chapter's target (setting B ≤ {TARGET['setting_b']:.0%} at EER ≤ {TARGET['eer']:.0%} within "
               f"{TARGET['grey_levels']} grey levels) is **{'met' if check['met'] else 'not met'}** here.")
     if pick is None:
         return (f"**No protection to recommend.** Of the protections that lower setting B below the clean images' "

@@ -285,7 +285,7 @@ def test_one_gender_is_refused(setup: dict) -> None:
     protect.directions(attacks.RandomSign(0), chips, np.zeros(N, dtype=int), progress=False)
 
 
-# --- MI-PGD (issue 7, Sec. 2) -------------------------------------------------------------------------------
+# --- MI-PGD (beyond the paper) -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("objective", attacks.PGD_OBJECTIVES)

@@ -403,6 +403,7 @@ def test_a_failed_download_leaves_nothing_that_blocks_the_next_fetch(mirror: Pat
         raise requests.exceptions.ConnectionError(f"{url}: Max retries exceeded (no network)")
 
     monkeypatch.setattr(pooch, "retrieve", no_network)
+    monkeypatch.setattr(data.store, "RETRY_WAIT_S", 0.0)
     monkeypatch.delenv("MIFGSM_MIRROR", raising=False)
     with pytest.raises(ConnectionError, match=r"lfw: could not download lfw-funneled.tgz .* --mirror DIR"):
         data.fetch("lfw", tmp_path, progress=False)
@@ -450,7 +451,9 @@ def test_a_reordered_templates_file_is_aligned_by_image_id(mini_lfw, tmp_path: P
     (lambda a: {k: v for k, v in a.items() if k != "image_ids"}, "with a 'image_ids' array"),
     (lambda a: {**a, "image_ids": np.r_[a["image_ids"][:1], a["image_ids"][:-1]]}, "appears 2 times; expected one "
      "template per image"),
-], ids=["another-dataset", "another-model", "no-image-ids", "repeated-image-id"])
+    (lambda a: {**a, "preprocessing": np.asarray(json.dumps({**json.loads(str(a["preprocessing"])), "weights": "0" * 16}))},
+     "templates of dlib with other weights (digest 0000000000000000)"),
+], ids=["another-dataset", "another-model", "no-image-ids", "repeated-image-id", "other-weights"])
 def test_a_foreign_templates_file_is_refused(change, message: str, mini_lfw, embedded, tmp_path: Path,
                                              capsys) -> None:
     data_dir, artifacts, templates = mini_lfw

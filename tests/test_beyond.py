@@ -145,7 +145,7 @@ def test_step_size_and_budgets() -> None:
 
 
 def test_pgd_bad_step_size_and_steps(setup: dict) -> None:
-    """The issue's bad inputs, through the chapter's path (alpha > eps and 0 steps are refused by MI-PGD)."""
+    """Bad inputs, through the chapter's path (alpha > eps and 0 steps are refused by MI-PGD)."""
     with pytest.raises(ValueError, match=r"alpha=.*expected a step size with 0 < alpha <= eps"):
         attacks.MIPGD(setup["face"], setup["estimator"], eps=1 / 255, alpha=2 / 255, steps=3)
     with pytest.raises(ValueError, match="steps=0"):

@@ -10,6 +10,7 @@ figures, error output, raw MyST or TeX, MathJax errors, code or tables wider tha
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +56,11 @@ def test_chapter_renders(book: BookChecker, file: str) -> None:
         pytest.fail(f"{file}.html shows {len(report.problems)} problem(s) in headless Chromium (screenshot: "
                     f"{report.screenshot}):\n" + "\n".join(f"  - {p}" for p in report.problems)
                     + "\n(the checks and their thresholds: CHECKS in tests/browser.py)", pytrace=False)
+
+
+def test_the_attacks_page_holds_the_static_explorer(book_html: Path) -> None:
+    """The ε explorer works without a kernel: the attacks page embeds one frame per ε behind matplotlib's slider."""
+    page = (book_html / "book" / "attacks.html").read_text(encoding="utf-8")
+    frames = {int(k) for k in re.findall(r'frames\[(\d+)\] = "data:image/jpeg;base64,', page)}
+    assert len(frames) >= 2 and frames == set(range(len(frames))), f"frames found: {sorted(frames)}"
+    assert re.search(r'<input[^>]*type="range"', page), "no slider over the frames"

@@ -24,10 +24,13 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict 
 
 @needs_mirror
 def test_fetch_then_info_reports_the_lfw_acceptance_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, fetched, _ = run(["data", "fetch", "lfw", "--data-dir", str(tmp_path), "--mirror", str(MIRROR), "--json"], capsys)
+    code, fetched, err = run(["data", "fetch", "lfw", "--data-dir", str(tmp_path), "--mirror", str(MIRROR), "--json"],
+                             capsys)
     assert code == 0 and Path(fetched["path"]).is_dir()
-    code, info, _ = run(["data", "info", "lfw", "--data-dir", str(tmp_path), "--json"], capsys)
-    assert code == 0
+    assert Path(fetched["data_folder"]) == (MIRROR / "lfw").resolve()
+    assert f"lfw is in {tmp_path / 'lfw'} (a link to {(MIRROR / 'lfw').resolve()})" in err
+    code, info, err = run(["data", "info", "lfw", "--data-dir", str(tmp_path), "--json"], capsys)
+    assert code == 0 and f"read lfw from {info['data_folder']}" in err
     assert (info["images"], info["people"], info["pairs"]) == (7701, 4281, 6000)
     assert info["male"] + info["female"] + info["unknown_gender"] == 7701
     assert (info["male"], info["female"], info["unknown_gender"]) == (5766, 1932, 3)
@@ -69,7 +72,7 @@ def test_evaluate_setting_b_on_a_templates_file(tmp_path: Path, capsys: pytest.C
 @needs_mirror
 @pytest.mark.slow
 def test_verify_on_lfw_reaches_the_acceptance_accuracy(capsys: pytest.CaptureFixture[str]) -> None:
-    """Issue 3's acceptance: dlib default on the mirror, 10-fold accuracy >= 98.5 % (embeds LFW once, then cached)."""
+    """The dlib default on the mirror, 10-fold accuracy >= 98.5 % (embeds LFW once, then cached)."""
     data_dir = os.environ.get("MIFGSM_DATA")
     if not data_dir:
         pytest.skip("MIFGSM_DATA not set (scripts/test.sh sets it and fetches the data)")

@@ -1,4 +1,4 @@
-"""Datasets, pairs, the balanced subset and fetching (issue 2): fixtures in the published layouts, the real
+"""Datasets, pairs, the balanced subset and fetching: fixtures in the published layouts, the real
 mirror (``$MIFGSM_MIRROR``, default ``../shared/data``) and a loopback HTTP server for the download path."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from mifgsm_lib import data
+from mifgsm_lib.data import store
 from mifgsm_lib.config import MIRROR_ENV
 
 MIRROR = Path(os.environ.get(MIRROR_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -431,7 +432,43 @@ def test_utkface_registry_pins_every_mirror_file(mirror: Path) -> None:
     assert all(sha256(mirror / "utkface" / f) == registry[f] for f in files)
 
 
-def test_fetch_offline_says_how_to_get_the_data(tmp_path: Path) -> None:
+def test_a_download_that_fails_is_tried_again(mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server error (or a dropped connection) is retried up to ``DOWNLOAD_ATTEMPTS`` times, then reported."""
+    import requests
+
+    monkeypatch.setattr(store, "RETRY_WAIT_S", 0.0)
+    shutil.copy(mirror / "lfw" / "pairs.txt", tmp_path / "pairs.txt")
+    failures = {"left": store.DOWNLOAD_ATTEMPTS - 1}
+
+    class Flaky(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if failures["left"]:
+                failures["left"] -= 1
+                self.send_error(503)
+                return
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Flaky, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/pairs.txt"
+    try:
+        got = store._retrieve(url, known_hash=f"sha256:{sha256(tmp_path / 'pairs.txt')}", fname="pairs.txt",
+                              path=tmp_path / "got", progressbar=False)
+        assert failures["left"] == 0 and Path(got).read_bytes() == (tmp_path / "pairs.txt").read_bytes()
+        failures["left"] = store.DOWNLOAD_ATTEMPTS
+        with pytest.raises(requests.exceptions.HTTPError, match="503"):
+            store._retrieve(url, known_hash=None, fname="again.txt", path=tmp_path / "got", progressbar=False)
+        assert failures["left"] == 0, "every attempt was made"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fetch_offline_says_how_to_get_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "RETRY_WAIT_S", 0.0)
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -233,3 +233,18 @@ def test_tsne_panels_show_the_same_images_at_each_eps(small_run):
     assert genders[0.0] == genders[0.3]
     again = study.tsne_panels(cfg, "mi-fgsm", [0.3], indices, grid=[0.002, 0.3], batch_size=16)
     pd.testing.assert_frame_equal(points, again)
+
+
+def test_describe_adversary_says_survives_only_where_the_whole_interval_of_the_gain_is_above_zero() -> None:
+    rows = pd.DataFrame([
+        {"method": "reference", "parameter": "", "value": 0.0, "setting_b": 0.9, "setting_b_plus": 0.93,
+         "setting_b_plus_low": 0.91, "setting_b_plus_high": 0.95},
+        {"method": "mi-fgsm", "parameter": "eps", "value": 0.002, "gain_b": 0.05, "gain_b_low": 0.03,
+         "gain_b_high": 0.07, "gain_b_plus": 0.02, "gain_b_plus_low": 0.005, "gain_b_plus_high": 0.04},
+        {"method": "fgsm", "parameter": "eps", "value": 0.004, "gain_b": 0.04, "gain_b_low": 0.02,
+         "gain_b_high": 0.06, "gain_b_plus": 0.01, "gain_b_plus_low": -0.01, "gain_b_plus_high": 0.03},
+    ])
+    lines = study.describe_adversary(rows).splitlines()
+    assert lines[0].startswith("* clean templates: setting B 90.0%, setting B+ 93.0% [91.0%, 95.0%]")
+    assert "MI-FGSM" in lines[1] and lines[1].endswith("its privacy survives against the stronger adversary.")
+    assert "FGSM" in lines[2] and "is not shown to survive" in lines[2]

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+import mifgsm_lib
 from mifgsm_lib import book
 from mifgsm_lib.cli import build_parser, main
 
@@ -69,6 +70,7 @@ def test_the_run_time_dependencies_leave_out_the_book_and_test_tools() -> None:
 def test_the_release_is_the_version_tag() -> None:
     """The chapters install (and the launch buttons open) ``_config.yml``'s branch: the tag of this version."""
     assert CONFIG["repository"]["branch"] == "v" + PROJECT["version"]
+    assert mifgsm_lib.__version__ == PROJECT["version"]
 
 
 def test_the_setup_cell_installs_the_release_without_extras() -> None:

@@ -1,4 +1,4 @@
-"""Tests of the processing an attacker may apply before embedding (issue 7, Sec. 3)."""
+"""Tests of the processing an attacker may apply before embedding."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def chips() -> np.ndarray:
     return np.clip(images, 0, 255).astype(np.uint8)
 
 
-def test_registry_has_the_issue_list() -> None:
+def test_registry_has_the_processing_views() -> None:
     assert set(robustness.TRANSFORMS) == {"jpeg90", "jpeg75", "jpeg50", "blur1", "resize0.5"}
 
 

@@ -223,6 +223,12 @@ def test_a_registered_attack_appears_in_the_cli_every_sweep_every_figure_and_the
         drawn = {line.get_label(): line.get_color() for line in fig.axes[1].get_lines()}
         assert drawn["Toy constant step"] == "tab:pink"
 
+        cost = evaluation_settings.verification_sweep(cfg, None, [0.004], batch_size=16)
+        assert set(cost["method"]) == set(methods.names("one-step"))
+        fig = evaluation_figures.plot_privacy_cost(cost)
+        labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
+        assert "Toy constant step" in labels, labels
+
         sized = RunConfig(data_dir=cfg.data_dir, device="cpu", profile="quick",
                           sizes={**SIZES, "frontier_attacks": None}, artifacts_dir=cfg.artifacts_dir)
         result = tradeoff.run(sized, eps_list=[0.004], n_steps=2, n_estimators=5, n_jobs=1, progress=False)

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,26 @@ def _from_mirror(name: str, mirror: Path, target: Path, manifest: Mapping[str, A
     return target
 
 
+#: Tries per file before a download is given up (a dropped connection, a server error), and the wait before the
+#: second; each further wait doubles.
+DOWNLOAD_ATTEMPTS = 3
+RETRY_WAIT_S = 2.0
+
+
+def _retrieve(url: str, **options: Any) -> str:
+    """``pooch.retrieve`` of ``url``, tried up to :data:`DOWNLOAD_ATTEMPTS` times where the connection fails (a
+    file whose hash does not match is refused at once: downloading it again gives the same bytes)."""
+    import pooch
+    import requests
+
+    for attempt in range(DOWNLOAD_ATTEMPTS - 1):
+        try:
+            return pooch.retrieve(url, **options)
+        except requests.exceptions.RequestException:
+            time.sleep(RETRY_WAIT_S * 2**attempt)
+    return pooch.retrieve(url, **options)
+
+
 def _download(name: str, manifest: Mapping[str, Any], target: Path, progress: bool) -> None:
     """Download every file of the manifest with pooch, each checked against its pinned sha256."""
     import pooch
@@ -108,10 +129,10 @@ def _download(name: str, manifest: Mapping[str, Any], target: Path, progress: bo
     try:
         for url, sha256, fname, unpack in bar(jobs, desc=f"fetch {name}", disable=not progress or len(jobs) < 10):
             try:
-                pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=fname,
-                               path=target / "downloads" if unpack else target,
-                               processor=pooch.Untar(extract_dir=str(target)) if unpack == "tar" else None,
-                               progressbar=progress and len(jobs) < 10)
+                _retrieve(url, known_hash=f"sha256:{sha256}", fname=fname,
+                          path=target / "downloads" if unpack else target,
+                          processor=pooch.Untar(extract_dir=str(target)) if unpack == "tar" else None,
+                          progressbar=progress and len(jobs) < 10)
             except requests.exceptions.RequestException as exc:
                 raise ConnectionError(
                     f"{name}: could not download {fname} from {url} ({exc}). To get the data, connect to the "

@@ -39,8 +39,9 @@ def plot_margins(margins: Mapping[str, np.ndarray], gender: np.ndarray, bins: in
 
 def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame, baselines: pd.DataFrame | None = None) -> Figure:
     """Setting B against EER: one-step MI-FGSM over ε (float, line) and every protection at its budgets (filled:
-    8-bit photos, hollow: float images); the issue's target region is shaded. ``baselines``: the trade-off
-    chapter's frontier (:func:`mifgsm_lib.tradeoff.run`), whose IVE and Multi-IVE curves are drawn over their steps."""
+    8-bit photos, hollow: float images); the target region of :data:`mifgsm_lib.verdicts.TARGET` is shaded.
+    ``baselines``: the trade-off chapter's frontier (:func:`mifgsm_lib.studies.tradeoff.run`), whose IVE and
+    Multi-IVE curves are drawn over their steps."""
     fig, ax = plt.subplots(figsize=(8, 5.2), constrained_layout=True)
     if baselines is not None:
         for method in ("ive", "multi-ive"):

@@ -38,7 +38,7 @@ def perturbation_table(
 
     Columns: ``linf_grey`` (max |x* − x| in grey levels, 255·ε unless clipped), ``changed`` (the fraction of
     pixel values that differ from the clean image), ``same_as_previous`` (every stored image equals the one at
-    the previous ε of the list), PSNR (dB) and SSIM (means over images, :mod:`mifgsm_lib.evaluation`) and, with
+    the previous ε of the list), PSNR (dB) and SSIM (means over images, :mod:`mifgsm_lib.quality`) and, with
     a ``face_model``, ``template_shift``: the largest ‖f(x*) − f(x)‖ over the images (templates of clean and
     attacked images computed alike, so an unchanged image gives exactly 0).
     """

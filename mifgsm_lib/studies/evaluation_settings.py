@@ -25,16 +25,6 @@ from mifgsm_lib.config import SENSITIVE_MAX_EPS, RunConfig
 from mifgsm_lib.evaluation import REFERENCE, SetKey
 from mifgsm_lib.validation import check_eps_list
 
-#: The MI-based attacks (Sec. 3.1) and the white-box attacks of the paper (Secs. 3.1-3.2).
-_MI = ("mi-fgsm", "mi-fgsm-mlp")
-_WHITE = ("mi-fgsm-mlp", "fgsm")
-
-
-def _gradient_attacks() -> tuple[str, ...]:
-    """The paper's attacks whose direction is a gradient (all but the random attack)."""
-    return tuple(m for m in methods.names("one-step", paper=True) if methods.get(m).gradient)
-
-
 def _sets(cfg: RunConfig, attacks: Sequence[str], eps_values: Sequence[float], indices: np.ndarray, mode: str,
           batch_size: int, iteration: int | None = None) -> dict[SetKey, np.ndarray]:
     """The clean templates of ``indices`` (:data:`mifgsm_lib.evaluation.REFERENCE`) and each attack's at each ε."""
@@ -86,7 +76,8 @@ def attack_sweep(
     target = pipeline.evaluation_set(cfg, indices=indices)
     folds = int(cfg.sizes["cv_folds"])
     params = pipeline.step_key(cfg, attacks=list(attacks), eps=list(eps_values), images=pipeline.digest(indices),
-                               mode=mode, iteration=checkpoint, batch_size=batch_size, grouped=grouped, folds=folds)
+                               mode=mode, iteration=checkpoint, batch_size=batch_size, grouped=grouped, folds=folds,
+                               **pipeline.estimators_key(cfg))
 
     def compute() -> tuple[pd.DataFrame, dict[SetKey, dict[str, np.ndarray]]]:
         sets = _sets(cfg, attacks, eps_values, target.indices, mode, batch_size, checkpoint)
@@ -251,20 +242,23 @@ def setting_a_readings(cfg: RunConfig, attacks: Sequence[str], eps_list: Sequenc
 
 
 def verification_sweep(
-    cfg: RunConfig, attacks: Sequence[str], eps_list: Sequence[float], mode: str = "float", batch_size: int = 64
+    cfg: RunConfig, attacks: Sequence[str] | None, eps_list: Sequence[float], mode: str = "float",
+    batch_size: int = 64,
 ) -> pd.DataFrame:
     """Beyond the paper: verification (EER, accuracy, TAR@FAR=0.1 %) and setting B as ε grows, per attack, on the
     images of the profile's verification pairs (:func:`mifgsm_lib.pipeline.evaluation_set`).
 
-    Images of unknown gender keep their clean template (the attacks need the label,
-    :func:`mifgsm_lib.pipeline.directions`) and are left out of setting B.
+    ``attacks=None``: every one-step attack of :mod:`mifgsm_lib.methods`. Images of unknown gender keep their clean
+    template (the attacks need the label, :func:`mifgsm_lib.pipeline.directions`) and are left out of setting B.
     """
-    attacks = methods.check_methods(attacks, "one-step", "attacks")
+    attacks = methods.one_step_or_all(attacks)
     eps_values = check_eps_list(eps_list)
     target = pipeline.evaluation_set(cfg)
     folds = int(cfg.sizes["cv_folds"])
+    pairs = target.pairs
     params = pipeline.step_key(cfg, attacks=list(attacks), eps=list(eps_values), images=pipeline.digest(target.indices),
-                               mode=mode, batch_size=batch_size, folds=folds, pairs=len(target.pairs))
+                               mode=mode, batch_size=batch_size, folds=folds, **pipeline.estimators_key(cfg),
+                               pairs=pipeline.digest(np.concatenate([pairs.left, pairs.right, pairs.same, pairs.fold])))
 
     def compute() -> tuple[pd.DataFrame, dict[SetKey, dict[str, np.ndarray]]]:
         found: dict[SetKey, dict[str, np.ndarray]] = {}
@@ -287,8 +281,9 @@ def stronger_adversary(cfg: RunConfig, sweep: pd.DataFrame, mode: str = "float",
     Multi-IVE at the step whose setting B is closest to MI-FGSM's there (trained on ``train_dataset``, None:
     :func:`mifgsm_lib.baselines.train_dataset_for` the evaluated dataset).
 
-    One row per set, with both settings' 95 % intervals and the privacy each method buys against each adversary
-    (``gain_b``, ``gain_b_plus``: the clean value minus the method's, with paired intervals).
+    One row per set, with both settings' 95 % intervals, the strongest single classifier of setting B+ (``best``,
+    chosen after the fact) and the privacy each method buys against each adversary (``gain_b``, ``gain_b_plus``:
+    the clean value minus the method's, with paired intervals).
     """
     train_dataset = train_dataset or train_dataset_for(cfg.dataset)
     indices = pipeline.subset(cfg)
@@ -319,6 +314,7 @@ def stronger_adversary(cfg: RunConfig, sweep: pd.DataFrame, mode: str = "float",
         replicates.setdefault(key, {}).update(metrics)
     table = plain[["method", "parameter", "value", "setting_b", "setting_b_low", "setting_b_high"]].merge(
         plus, on=["method", "parameter", "value"])
+    table["best"] = table[[f"B+_{c}" for c in evaluation.STRONGER_CLASSIFIERS]].max(axis=1)
     for metric, column in (("setting_b", "gain_b"), ("setting_b_plus", "gain_b_plus")):
         gains = [evaluation.paired_difference(table, replicates, REFERENCE, SetKey(m, p, v), metric)
                  for m, p, v in zip(table["method"], table["parameter"], table["value"])]

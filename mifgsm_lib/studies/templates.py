@@ -21,10 +21,6 @@ from mifgsm_lib.faces.dlib_resnet import DLIB_RESNET_FILE, LEVELS, DlibResNet, d
 from mifgsm_lib.faces.models import FaceModel, embed, preprocessing
 from mifgsm_lib.intervals import Interval, cluster_weights
 
-#: dlib's published LFW accuracy of ``dlib_face_recognition_resnet_model_v1`` (full-size LFW images).
-DLIB_PUBLISHED_LFW_ACCURACY = 0.9938
-
-
 def dataset_table(datasets: Sequence[FaceDataset]) -> pd.DataFrame:
     """One row per dataset: :meth:`FaceDataset.summary` plus the share of women among labelled images."""
     rows = []
@@ -175,10 +171,12 @@ def verification_table(report: verification.VerificationReport, label: str,
          "eer": report.eer, "eer 95% interval": f"[{eer.low:.2%}, {eer.high:.2%}]",
          f"tar_at_far_{report.far_level:g}": report.tar_at_far,
          "tar 95% interval": f"[{tar.low:.2%}, {tar.high:.2%}]", "pairs": report.n_pairs},
-        {"source": "dlib's published figure (dlib ResNet, full-size LFW)", "accuracy": DLIB_PUBLISHED_LFW_ACCURACY,
-         "accuracy_std": nan, "eer": nan, f"tar_at_far_{report.far_level:g}": nan, "pairs": 6000},
+        {"source": "dlib's published figure (dlib ResNet, full-size LFW)",
+         "accuracy": paper.DLIB_PUBLISHED_LFW_ACCURACY, "accuracy_std": nan, "eer": nan,
+         f"tar_at_far_{report.far_level:g}": nan, "pairs": paper.VERIFICATION_PAIRS},
         {"source": "the paper's Table 2 (IResNet50-ArcFace, full LFW)", "accuracy": nan, "accuracy_std": nan,
-         "eer": paper.LFW_REFERENCE["eer"], f"tar_at_far_{report.far_level:g}": nan, "pairs": 6000},
+         "eer": paper.LFW_REFERENCE["eer"], f"tar_at_far_{report.far_level:g}": nan,
+         "pairs": paper.VERIFICATION_PAIRS},
     ]
     return pd.DataFrame(rows).set_index("source")
 
@@ -250,10 +248,10 @@ def describe_verification(report: verification.VerificationReport, intervals: Ma
             f"interval {eer.low:.2%} to {eer.high:.2%}) and a TAR of **{report.tar_at_far:.2%}** at FAR = "
             f"{report.far_level:.1%}.")
     if model == "dlib":
-        gap = DLIB_PUBLISHED_LFW_ACCURACY - report.accuracy_mean
+        gap = paper.DLIB_PUBLISHED_LFW_ACCURACY - report.accuracy_mean
         text += (f" That is {abs(100 * gap):.2f} points {'below' if gap > 0 else 'above'} dlib's published "
-                 f"{DLIB_PUBLISHED_LFW_ACCURACY:.2%}, which dlib measured on full-size LFW images; our mirror has "
-                 f"tighter crops, and {fallback} chips come from the fallback box.")
+                 f"{paper.DLIB_PUBLISHED_LFW_ACCURACY:.2%}, which dlib measured on full-size LFW images; our mirror "
+                 f"has tighter crops, and {fallback} chips come from the fallback box.")
     return text
 
 

@@ -326,8 +326,9 @@ def setup_differences(result: TradeOff) -> pd.DataFrame:
         "images measured": (f"{result.n_images} images of the {result.n_pairs} pairs of the second half of the "
                             f"folds of {result.dataset}"
                             + (" (the mirror: 150x150 crops, exactly the pairs' images)" if lfw else ""),
-                            "whole datasets: LFW 13,233, AgeDB 16,516, ColorFERET 11,338 images"),
-        "verification pairs": (f"{result.n_pairs}, {pairs_source}", "6,000: LFW protocol; AgeDB-30 for AgeDB"),
+                            f"whole datasets: {paper.quotes()['dataset_images']} images"),
+        "verification pairs": (f"{result.n_pairs}, {pairs_source}",
+                               f"{paper.VERIFICATION_PAIRS:,}: LFW protocol; AgeDB-30 for AgeDB"),
         "setting B": (f"{result.n_labelled} labelled images, {result.folds}-fold, "
                       + ("grouped by identity" if result.grouped else "plain stratified"),
                       "whole dataset, 3-fold (plain stratified folds)"),
