@@ -16,6 +16,7 @@ import ast
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -286,3 +287,30 @@ def setup_source(root: Path, chapter: str, datasets: Iterable[str] = ()) -> str:
     names the chapter parameters that hold the datasets it reads (fetched where missing)."""
     url, ref = repository(root)
     return SETUP_TEMPLATE.format(url=url, ref=ref, chapter=chapter, datasets=", ".join(datasets))
+
+
+def setup_datasets(source: str) -> list[str]:
+    """The datasets a setup cell's ``page.start(..., datasets=[...])`` names (parameter names or quoted names)."""
+    found = re.search(r"datasets=\[(.*?)\]", source)
+    if found is None:
+        raise ValueError("expected a setup cell calling page.start(..., datasets=[...])")
+    return [d.strip() for d in found.group(1).split(",") if d.strip()]
+
+
+def write_setup_cells(root: Path) -> list[str]:
+    """Rewrite each chapter's setup cell (tag ``setup``) from :func:`setup_source`, keeping its datasets: run after
+    ``_config.yml``'s repository or release changes (a release), so that every chapter installs what the launch
+    buttons open. Returns the chapters whose cell changed."""
+    import nbformat
+
+    changed = []
+    for chapter in toc_chapters(root):
+        path = root / f"{chapter}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        (cell,) = [c for c in nb.cells if "setup" in c.metadata.get("tags", [])]
+        source = setup_source(root, chapter, setup_datasets(cell.source))
+        if cell.source != source:
+            cell.source = source
+            nbformat.write(nb, path)
+            changed.append(chapter)
+    return changed

@@ -284,6 +284,8 @@ def _require_book_tools(build: bool) -> None:
 def cmd_book(args: argparse.Namespace) -> dict[str, Any]:
     from mifgsm_lib import book
 
+    if args.write_setup_cells:
+        return {"setup_cells_rewritten": book.write_setup_cells(book.repo_root())}
     _require_book_tools(build=not args.no_build)
     root = book.repo_root()
     params = _book_parameters(args)
@@ -346,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="executed notebooks go to OUT/_build/executed, the HTML to OUT/_build/html")
     p.add_argument("--chapters", nargs="*", default=None, help="only these chapters (e.g. book/intro)")
     p.add_argument("--no-build", action="store_true", help="execute only, do not build the HTML")
+    p.add_argument("--write-setup-cells", action="store_true",
+                   help="only rewrite each chapter's setup cell from _config.yml's repository and release (a release)")
     p.set_defaults(func=cmd_book)
     return parser
 

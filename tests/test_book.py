@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from mifgsm_lib import book
@@ -23,8 +25,6 @@ def test_toc_lists_the_intro_first_and_existing_notebooks() -> None:
 
 
 def _chapters() -> dict[str, object]:
-    import nbformat
-
     return {c: nbformat.read(ROOT / f"{c}.ipynb", as_version=4) for c in book.toc_chapters(ROOT)}
 
 
@@ -43,15 +43,30 @@ def test_every_chapter_has_the_parameters_cell() -> None:
 def test_every_setup_cell_is_the_published_template() -> None:
     """One template installs the library from _config.yml's repository and release, and fetches the chapter's data:
     each chapter's setup cell is that template with the chapter's own datasets."""
-    import re
-
     for chapter, nb in _chapters().items():
         (setup,) = _tagged(nb, "setup")
-        datasets = re.search(r"datasets=\[(.*?)\]", setup.source).group(1)
-        expected = book.setup_source(ROOT, chapter, [d.strip() for d in datasets.split(",") if d.strip()])
+        expected = book.setup_source(ROOT, chapter, book.setup_datasets(setup.source))
         assert setup.source == expected, f"{chapter}: setup cell out of date; regenerate it with book.setup_source"
         index = nb.cells.index(setup)
         assert _tagged(nb, "parameters")[0] is nb.cells[index - 1], f"{chapter}: the setup follows the parameters"
+
+
+def test_a_release_rewrites_every_setup_cell_from_the_config(tmp_path: Path) -> None:
+    """``mifgsm book --write-setup-cells``: the repository URL and release live in ``_config.yml`` only."""
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "book", tmp_path / "book")
+    assert book.write_setup_cells(tmp_path) == [], "the chapters' setup cells are up to date"
+    config = tmp_path / "_config.yml"
+    config.write_text(config.read_text().replace("https://github.com/mifgsm/mifgsm", "https://example.org/fork/mifgsm"))
+    assert book.write_setup_cells(tmp_path) == book.toc_chapters(ROOT)
+    for chapter in book.toc_chapters(ROOT):
+        nb = nbformat.read(tmp_path / f"{chapter}.ipynb", as_version=4)
+        (setup,) = _tagged(nb, "setup")
+        assert '%pip install -q "mifgsm @ git+https://example.org/fork/mifgsm@v' in setup.source, chapter
+        original = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
+        assert [c.source for c in nb.cells if c is not setup] == \
+            [c.source for c in original.cells if "setup" not in c.metadata.get("tags", [])], chapter
 
 
 def test_chapters_ask_colab_for_a_gpu_and_hide_their_plumbing() -> None:
