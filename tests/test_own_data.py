@@ -88,13 +88,14 @@ def make_faces(mirror: Path, root: Path, identities: bool) -> Path:
     return root
 
 
-def run_book(faces: Path, out: Path, chapters: list[str]) -> dict:
-    """``mifgsm book -p ...`` (papermill's convention) on ``faces``, quick profile, no HTML; its ``--json``
-    result."""
+def run_book(faces: Path, out: Path, chapters: list[str], *parameters: str) -> dict:
+    """``mifgsm book -p ...`` (papermill's convention) on ``faces``, quick profile, no HTML, with the further
+    ``NAME=VALUE`` ``parameters``; its ``--json`` result."""
     env = {**os.environ, "MIFGSM_PROFILE": "quick"}
+    more = [arg for p in parameters for arg in ("-p", p)]
     done = subprocess.run(
         [sys.executable, "-m", "mifgsm_lib.cli", "book", "-p", "dataset=folder", "-p", f"data_dir={faces}",
-         "-p", "profile=quick", "--out", str(out), "--no-build", "--json", "--chapters", *chapters],
+         "-p", "profile=quick", *more, "--out", str(out), "--no-build", "--json", "--chapters", *chapters],
         capture_output=True, text=True, env=env, timeout=3600)
     assert done.returncode == 0, f"mifgsm book failed ({done.returncode}):\n{done.stderr[-6000:]}"
     return json.loads(done.stdout)
@@ -136,3 +137,21 @@ def test_the_chapters_say_what_they_skip_without_identities(mirror: Path, tmp_pa
     run_book(faces, tmp_path / "book", [ROOT_CHAPTER, *WITHOUT_IDENTITIES])
     for chapter in WITHOUT_IDENTITIES:  # each has a section that needs pairs
         assert SKIPPED in text_of(executed(tmp_path / "book", chapter)), chapter
+
+
+def test_face_templates_runs_with_the_iresnet50_and_a_users_weights(mirror: Path, tmp_path: Path) -> None:
+    """``model=iresnet50`` with a ``backbone.pth`` of the user's (here: an untrained network's weights, saved as
+    arcface_torch saves them): "Face templates" runs, describes that model and says the dlib comparison is skipped."""
+    import torch
+
+    from mifgsm_lib.faces.iresnet import iresnet50
+
+    faces = make_faces(mirror, tmp_path / "faces", identities=True)
+    torch.manual_seed(0)
+    weights = tmp_path / "backbone.pth"
+    torch.save(iresnet50().state_dict(), weights)
+    run_book(faces, tmp_path / "book", [ROOT_CHAPTER, "book/templates"], "model=iresnet50",
+             f"weights={weights}", "second_dataset=folder")
+    text = text_of(executed(tmp_path / "book", "book/templates"))
+    assert "Skipped: `model='iresnet50'` is not dlib's network." in text
+    assert "iresnet50" in text and "profile 'quick'" in text
