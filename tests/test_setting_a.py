@@ -14,8 +14,14 @@ from mifgsm_lib.config import RunConfig
 from mifgsm_lib.studies import evaluation_settings as study
 
 
-def _config(mirror, subset_size: int, images: int = 1200) -> RunConfig:
-    return RunConfig(data_dir=str(mirror), device="cpu", profile="quick",
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A results cache of this module's own (the steps here read labels and hash files, nothing more)."""
+    return str(tmp_path_factory.mktemp("artifacts"))
+
+
+def _config(mirror, subset_size: int, images: int = 1200, artifacts: str | None = None) -> RunConfig:
+    return RunConfig(data_dir=str(mirror), device="cpu", profile="quick", artifacts_dir=artifacts,
                      sizes={"max_images": {"lfw": images}, "subset_size": subset_size})
 
 
@@ -37,8 +43,8 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     return record
 
 
-def test_the_mlp_is_trained_outside_the_sweep_subset(mirror, recorder: Recorder) -> None:
-    cfg = _config(mirror, subset_size=200)
+def test_the_mlp_is_trained_outside_the_sweep_subset(mirror, artifacts: str, recorder: Recorder) -> None:
+    cfg = _config(mirror, subset_size=200, artifacts=artifacts)
     target = pipeline.evaluation_set(cfg, indices=pipeline.subset(cfg))
     assert study.setting_a_classifier(cfg, target) == 0, "the one MLP of Sec. 3.1 scores the subset"
     (train,) = recorder.trained
@@ -47,8 +53,9 @@ def test_the_mlp_is_trained_outside_the_sweep_subset(mirror, recorder: Recorder)
 
 
 def test_where_too_few_images_are_left_each_image_is_scored_by_an_mlp_that_never_saw_it_or_its_person(
-        mirror, recorder: Recorder) -> None:
-    cfg = _config(mirror, subset_size=200, images=300)  # too few women outside the subset to train on
+        mirror, artifacts: str, recorder: Recorder) -> None:
+    # too few women outside the subset to train on
+    cfg = _config(mirror, subset_size=200, images=300, artifacts=artifacts)
     target = pipeline.evaluation_set(cfg, indices=pipeline.subset(cfg))
     assert not pipeline.mlp_held_out(cfg, target.indices[target.labelled])
     classifier = study.setting_a_classifier(cfg, target)
@@ -76,8 +83,8 @@ def test_crossfitted_scores_each_image_with_its_folds_model() -> None:
         fitted.predict(torch.zeros(2, 4))
 
 
-def test_steps_built_on_the_mlp_are_keyed_by_its_training_images(mirror) -> None:
-    small, large, same = _config(mirror, 200), _config(mirror, 400), _config(mirror, 200)
+def test_steps_built_on_the_mlp_are_keyed_by_its_training_images(mirror, artifacts: str) -> None:
+    small, large, same = (_config(mirror, n, artifacts=artifacts) for n in (200, 400, 200))
     assert not np.array_equal(pipeline.mlp_training_images(small), pipeline.mlp_training_images(large))
     assert pipeline.estimators_key(small) != pipeline.estimators_key(large)
     assert pipeline.estimators_key(small) == pipeline.estimators_key(same)
@@ -87,7 +94,7 @@ def test_steps_built_on_the_mlp_are_keyed_by_its_training_images(mirror) -> None
 
 
 def test_the_vclub_of_the_mlps_features_is_keyed_by_the_mlps_training_images(
-        mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+        mirror, artifacts: str, monkeypatch: pytest.MonkeyPatch) -> None:
     keys: list[dict[str, Any]] = []
 
     class Captured(Exception):
@@ -100,7 +107,7 @@ def test_the_vclub_of_the_mlps_features_is_keyed_by_the_mlps_training_images(
 
     monkeypatch.setattr(pipeline, "estimator_features", lambda cfg, features, name=None: np.zeros((1, 4)))
     monkeypatch.setattr(pipeline, "cache", lambda cfg: Cache())
-    for cfg in (_config(mirror, 200), _config(mirror, 400)):
+    for cfg in (_config(mirror, n, artifacts=artifacts) for n in (200, 400)):
         for features in ("mlp", "face"):
             with pytest.raises(Captured):
                 pipeline.vclub(cfg, features)
