@@ -85,7 +85,8 @@ def skip(reason: str, figures: Iterable[str] = ()) -> None:
 def table(frame: pd.DataFrame, caption: str, percent: Iterable[str] = (), digits: int = 3,
           formats: Mapping[str, str] | None = None, index: bool = True) -> Any:
     """A DataFrame as a table a reader compares: ``caption`` above it, the columns of ``percent`` (fractions) in
-    percent with one decimal, other numbers with ``digits`` significant digits, ``formats`` for the rest."""
+    percent with one decimal, other numbers with ``digits`` significant digits, a ``method`` column by the methods'
+    labels (:func:`mifgsm_lib.methods.label`), ``formats`` for the rest."""
     shown = dict(formats or {})
     numeric = frame.select_dtypes("number").columns
     for column in numeric:
@@ -94,6 +95,10 @@ def table(frame: pd.DataFrame, caption: str, percent: Iterable[str] = (), digits
             shown.setdefault(key, "{:.1%}")
         else:
             shown.setdefault(key, f"{{:.{digits}g}}")
+    if "method" in frame.columns:
+        from mifgsm_lib.methods import label
+
+        shown.setdefault("method", label)
     frame = frame.rename_axis(index=[_header(n) if n is not None else None for n in frame.index.names])
     styler = frame.style.format(shown, na_rep="").set_caption(caption)
     styler = styler.format_index(_header, axis=1).format_index(_index_value, axis=0)
@@ -109,13 +114,14 @@ CAPITALS = {"eer": "EER", "pic": "PIC", "tar": "TAR", "far": "FAR", "psnr": "PSN
 
 def _header(name: Any) -> str:
     """A column name as a table header that can wrap, in the paper's words: ``setting_b_low`` is shown as
-    ``setting B low``, ``tar_at_far`` as ``TAR at FAR``."""
+    ``setting B low``, ``gain_b_plus`` as ``gain B+``, ``tar_at_far`` as ``TAR at FAR``."""
     words = str(name).replace("_", " ").split(" ")
     shown = [CAPITALS.get(w, w) for w in words]
     for k in range(1, len(shown)):
-        if shown[k - 1] == "setting" and shown[k] in ("a", "b"):
+        if shown[k - 1] in ("setting", "gain") and shown[k] in ("a", "b"):
             shown[k] = shown[k].upper()
-    return " ".join(shown)
+    text = " ".join(shown)
+    return text.replace("B plus", "B+")
 
 
 def _index_value(value: Any) -> str:

@@ -22,3 +22,12 @@ def test_a_budget_in_words() -> None:
     assert methods.budget(1) == "1 grey level"
     assert methods.budget(2.0) == "2 grey levels"
     assert methods.budget(0.5) == "0.5 grey levels"
+
+
+def test_setting_b_plus_and_its_gains_read_as_the_book_names_them_and_methods_by_their_labels() -> None:
+    frame = pd.DataFrame({"method": ["mi-fgsm", "multi-ive", "clean"], "setting_b_plus": [0.9, 0.8, 0.7],
+                          "setting_b_plus_best": [0.95, 0.85, 0.75], "gain_b_plus_low": [0.01, 0.02, 0.0]})
+    html = page.table(frame, "B+.", percent=list(frame.columns[1:]), index=False).to_html()
+    for text in (">setting B+<", ">setting B+ best<", ">gain B+ low<", ">MI-FGSM<", ">Multi-IVE<", ">clean<"):
+        assert text in html, text
+    assert ">mi-fgsm<" not in html

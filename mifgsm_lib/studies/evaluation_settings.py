@@ -281,9 +281,9 @@ def stronger_adversary(cfg: RunConfig, sweep: pd.DataFrame, mode: str = "float",
     Multi-IVE at the step whose setting B is closest to MI-FGSM's there (trained on ``train_dataset``, None:
     :func:`mifgsm_lib.baselines.train_dataset_for` the evaluated dataset).
 
-    One row per set, with both settings' 95 % intervals, the strongest single classifier of setting B+ (``best``,
-    chosen after the fact) and the privacy each method buys against each adversary (``gain_b``, ``gain_b_plus``:
-    the clean value minus the method's, with paired intervals).
+    One row per set, with both settings' 95 % intervals, the strongest single classifier of setting B+
+    (``setting_b_plus_best``, chosen after the fact) and the privacy each method buys against each adversary
+    (``gain_b``, ``gain_b_plus``: the clean value minus the method's, with paired intervals).
     """
     train_dataset = train_dataset or train_dataset_for(cfg.dataset)
     indices = pipeline.subset(cfg)
@@ -314,7 +314,7 @@ def stronger_adversary(cfg: RunConfig, sweep: pd.DataFrame, mode: str = "float",
         replicates.setdefault(key, {}).update(metrics)
     table = plain[["method", "parameter", "value", "setting_b", "setting_b_low", "setting_b_high"]].merge(
         plus, on=["method", "parameter", "value"])
-    table["best"] = table[[f"B+_{c}" for c in evaluation.STRONGER_CLASSIFIERS]].max(axis=1)
+    table["setting_b_plus_best"] = table[[f"B+_{c}" for c in evaluation.STRONGER_CLASSIFIERS]].max(axis=1)
     for metric, column in (("setting_b", "gain_b"), ("setting_b_plus", "gain_b_plus")):
         gains = [evaluation.paired_difference(table, replicates, REFERENCE, SetKey(m, p, v), metric)
                  for m, p, v in zip(table["method"], table["parameter"], table["value"])]
