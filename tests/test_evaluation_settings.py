@@ -248,3 +248,25 @@ def test_describe_adversary_says_survives_only_where_the_whole_interval_of_the_g
     assert lines[0].startswith("* clean templates: setting B 90.0%, setting B+ 93.0% [91.0%, 95.0%]")
     assert "MI-FGSM" in lines[1] and lines[1].endswith("its privacy survives against the stronger adversary.")
     assert "FGSM" in lines[2] and "is not shown to survive" in lines[2]
+
+
+def test_the_explorer_of_a_real_sweep_shows_its_numbers_and_redraws(small_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chapter's path: the explorer built from the cached sweep, its live widget and its static frames."""
+    from mifgsm_lib.figures import explorer as explorer_figures
+
+    cfg, indices, sweep = small_run
+    chip = pipeline.chips(cfg)["chips"][indices[0]]
+    directions = {m: pipeline.directions(cfg, m, indices[:1], 16)[0] for m in ("mi-fgsm", "random")}
+    face = attacks_study.explorer(cfg, pipeline.face_model(cfg), chip, directions, [0.002, 0.3], sweep, "float")
+    row = sweep[(sweep["method"] == "mi-fgsm") & (sweep["eps"] == 0.3)].iloc[0]
+    at = face.at("mi-fgsm", 0.3, "float")
+    assert at["setting_b"] == row["setting_b"] and at["setting_a"] == row["setting_a"] and at["shift"] > 0
+    drawn = []
+    draw = explorer_figures.draw
+    monkeypatch.setattr(explorer_figures, "draw",
+                        lambda d, m, e, mode: drawn.append((m, e, mode)) or draw(d, m, e, mode))
+    controls, slider, _ = explorer_figures.widget(face).children
+    slider.value = 0.3
+    controls.children[1].value = "uint8"
+    assert drawn[-2:] == [("mi-fgsm", 0.3, "float"), ("mi-fgsm", 0.3, "uint8")]
+    assert explorer_figures.frame_count(explorer_figures.animation_html(face)) == 2
