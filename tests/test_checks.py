@@ -75,13 +75,14 @@ def test_templates_checks() -> None:
 
 
 def test_estimator_checks() -> None:
-    summary = pd.DataFrame({"heldout_loglik": [-0.1, -0.2], "prior_loglik": [-0.6, -0.6]})
+    summary = pd.DataFrame({"heldout_loglik": [-0.1, -0.7], "peak_heldout_loglik": [-0.1, -0.2],
+                            "prior_loglik": [-0.6, -0.6]})  # the second over-fitted below the prior: reported
     mlp = pd.DataFrame({"heldout_accuracy": [0.98]})
     images = pd.DataFrame({"dataset": ["lfw"], "trained": ["MLP"], "images": [7000], "sweep images seen": [0],
                            "sweep subset": [400], "labelled": [7698]}).set_index(["dataset", "trained"])
     assert not failed(checks.estimator_training(summary, 0.0, images, mlp))
     seen = images.assign(**{"sweep images seen": [12]})
-    assert len(failed(checks.estimator_training(summary.assign(heldout_loglik=[-0.7, -0.1]), 1e-3, seen,
+    assert len(failed(checks.estimator_training(summary.assign(peak_heldout_loglik=[-0.7, -0.1]), 1e-3, seen,
                                                 mlp.assign(heldout_accuracy=[0.5])))) == 4
     every = seen.assign(images=[7698])  # a small dataset: the MLP had to see every image; setting A is cross-fitted
     assert len(checks.estimator_training(summary, 0.0, every, mlp)) == 3

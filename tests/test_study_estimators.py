@@ -41,6 +41,19 @@ def test_training_table_references() -> None:
         study.training_table({("toy", "face"): {"iteration": np.arange(3)}}, {"toy": 0.5})
 
 
+def test_an_estimator_that_over_fits_below_the_prior_is_reported_with_its_peak() -> None:
+    good, over = _history(-0.1, 2.0), _history(-0.69, 3.0)
+    over["val_loglik"] = np.r_[np.linspace(-0.69, -0.3, 6), np.linspace(-0.4, -0.9, 5)]
+    runs = {("toy", "face"): good, ("toy", "mlp"): over}
+    table = study.training_table(runs, {"toy": np.log(2)})
+    assert table.loc[("toy", "mlp"), "peak_heldout_loglik"] == pytest.approx(-0.3)
+    assert table.loc[("toy", "mlp"), "peak_iteration"] == 50
+    face, mlp = study.describe_curves(runs, table).splitlines()
+    assert "carry at least 86% of the label's entropy" in face and "worse than the prior" not in face
+    assert "**worse than the prior guess**" in mlp and "at least" not in mlp
+    assert f"{np.log(2) - 0.3:.3f} ≤ I" in mlp and "peaked at iteration 50 (-0.300)" in mlp
+
+
 def test_plot_learning_curves_one_column_per_dataset() -> None:
     runs = {("a", "face"): _history(), ("b", "face"): _history(), ("b", "mlp"): _history()}
     fig = figures.plot_learning_curves(runs, {"a": 0.6, "b": 0.69}, checkpoints=[50, 100])

@@ -56,6 +56,8 @@ def training_table(runs: Runs, entropies: Mapping[str, float]) -> pd.DataFrame:
             "dataset": name, "features": features, "iterations": iterations,
             "seconds": float(h["seconds"]), "ms_per_iteration": 1e3 * float(h["seconds"]) / iterations,
             "train_nll": float(h["train_loss"][-1]), "heldout_loglik": float(h["val_loglik"][-1]),
+            "peak_heldout_loglik": float(np.max(h["val_loglik"])),
+            "peak_iteration": int(h["iteration"][int(np.argmax(h["val_loglik"]))]),
             "prior_loglik": -entropy, "ba_lower_bound": entropy + float(h["val_loglik"][-1]),
             "H(Y)": entropy, "vclub_heldout": float(h["val_mi"][-1]),
             "vclub_over_H(Y)": float(h["val_mi"][-1]) / entropy,
@@ -149,15 +151,21 @@ def describe_curves(runs: Runs, summary: pd.DataFrame) -> str:
     lines = []
     for (name, features), h in runs.items():
         row = summary.loc[(name, features)]
-        peak = int(np.argmax(h["val_loglik"]))
-        drop = h["val_loglik"][peak] - h["val_loglik"][-1]
-        text = (f"* **{name}, {features}**: the held-out log-likelihood rose from {h['val_loglik'][0]:.3f} to "
-                f"{row.heldout_loglik:.3f} nats (the prior guess scores {row.prior_loglik:.3f}), so "
-                f"{row.ba_lower_bound:.3f} ≤ I ≤ {row['H(Y)']:.3f} nats: {FEATURE_NAMES[features]} carry "
-                f"at least {row.ba_lower_bound / row['H(Y)']:.0%} of the label's entropy. ")
+        drop = row.peak_heldout_loglik - row.heldout_loglik
+        entropy = row["H(Y)"]
+        text = (f"* **{name}, {features}**: the held-out log-likelihood went from {h['val_loglik'][0]:.3f} to "
+                f"{row.heldout_loglik:.3f} nats (the prior guess scores {row.prior_loglik:.3f}). ")
+        if row.ba_lower_bound > 0:
+            text += (f"So {row.ba_lower_bound:.3f} ≤ I ≤ {entropy:.3f} nats: {FEATURE_NAMES[features]} carry at "
+                     f"least {row.ba_lower_bound / entropy:.0%} of the label's entropy. ")
+        else:
+            peak_bound = entropy + row.peak_heldout_loglik
+            text += (f"The final $q_\\theta$ predicts held-out labels **worse than the prior guess**, so its bound "
+                     f"on I says nothing; at its peak it gave {peak_bound:.3f} ≤ I ≤ {entropy:.3f} nats "
+                     f"({peak_bound / entropy:.0%} of the label's entropy, the peak chosen on the held-out split). ")
         if drop > 0.01:
-            text += (f"It peaked at iteration {int(h['iteration'][peak]):,} and then fell by {drop:.3f}: $q_\\theta$ "
-                     "over-fits its training split after that. ")
+            text += (f"It peaked at iteration {int(row.peak_iteration):,} ({row.peak_heldout_loglik:.3f}) and then "
+                     f"fell by {drop:.3f}: $q_\\theta$ over-fits its training split after that. ")
         ratio = row["vclub_over_H(Y)"]
         text += (f"The final vCLUB estimate is {row.vclub_heldout:.3f} nats, {ratio:.1f} times H(Y)"
                  + (" and above log 2." if row.vclub_heldout > np.log(2) else "."))
