@@ -269,6 +269,10 @@ def _book_parameters(args: argparse.Namespace) -> dict[str, Any]:
 BOOK_TOOLS = {"papermill": "papermill", "jupyter_book": "jupyter-book"}
 
 
+class MissingTool(RuntimeError):
+    """A tool the command needs is not installed (the user's environment, not a bug)."""
+
+
 def _require_book_tools(build: bool) -> None:
     """Refuse, naming the extra to install, where the tools that run (papermill) and build (jupyter-book) the
     book are missing: a chapter needs only the library, so ``pip install mifgsm`` leaves them out."""
@@ -277,7 +281,7 @@ def _require_book_tools(build: bool) -> None:
     wanted = [m for m in BOOK_TOOLS if build or m != "jupyter_book"]
     missing = [BOOK_TOOLS[m] for m in wanted if importlib.util.find_spec(m) is None]
     if missing:
-        raise RuntimeError(f"{' and '.join(missing)} not installed: running the book needs the `book` extra, "
+        raise MissingTool(f"{' and '.join(missing)} not installed: running the book needs the `book` extra, "
                            "pip install \"mifgsm[book]\" (in a clone: pip install -e \".[book]\")")
 
 
@@ -354,8 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The errors that are the user's (a file, a value, the network): one line on stderr, exit code 2.
-USER_ERRORS = (ValueError, OSError, RuntimeError)
+#: The errors that are the user's (a file, a value, the network, a missing tool): one line on stderr, exit code 2.
+#: Any other ``RuntimeError`` (torch's, say) is a bug's and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, MissingTool)
 #: Errors among those that only a bug raises (an abstract method reached, endless recursion): their traceback shows.
 BUGS = (NotImplementedError, RecursionError)
 

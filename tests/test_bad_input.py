@@ -540,7 +540,8 @@ def test_mi_fgsm_on_a_tiny_dataset_adapts_its_batch_or_says_the_minimum(images, 
 
 def test_a_bug_still_shows_its_traceback(embedded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder, artifacts, _ = embedded
-    for bug in (KeyError("templates"), NotImplementedError(), TypeError("unsupported operand")):
+    for bug in (KeyError("templates"), NotImplementedError(), TypeError("unsupported operand"),
+                RuntimeError("mat1 and mat2 shapes cannot be multiplied (torch)")):
         def broken(*_args, bug=bug, **_kw):
             raise bug
 
