@@ -142,13 +142,13 @@ def run_table(parameters: Mapping[str, Any]) -> str:
 #: was not measured there.
 RUN_MINUTES: dict[str, dict[str, float]] = {
     "book/intro": {"quick": 0.2, "default": 0.1},
-    "book/club_theory": {"quick": 0.3, "default": 0.7},
-    "book/templates": {"quick": 4.4, "default": 5.2},
-    "book/estimator_training": {"quick": 0.9, "default": 3.8},
-    "book/attacks": {"quick": 2.4, "default": 11.8},
-    "book/evaluation_settings": {"quick": 2.1, "default": 9.5},
-    "book/tradeoff": {"quick": 0.5, "default": 1.5},
-    "book/beyond": {"quick": 4.7, "default": 12.3},
+    "book/club_theory": {"quick": 0.3, "default": 0.8},
+    "book/templates": {"quick": 4.4, "default": 7.0},
+    "book/estimator_training": {"quick": 0.9, "default": 5.6},
+    "book/attacks": {"quick": 2.4, "default": 13.0},
+    "book/evaluation_settings": {"quick": 2.1, "default": 10.3},
+    "book/tradeoff": {"quick": 0.5, "default": 1.3},
+    "book/beyond": {"quick": 4.7, "default": 8.2},
 }
 
 
