@@ -18,9 +18,6 @@ and on two sets per processing view in "Beyond one step".
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -29,19 +26,11 @@ from mifgsm_lib.config import RunConfig
 from mifgsm_lib.intervals import N_BOOT, cluster_weights
 from mifgsm_lib.robustness import TRANSFORMS
 
+from bench_setting_b import best_of  # the benchmarks' folder is on the path when a script runs
+
 #: Setting-B+ sets per chapter of the default profile (see the module's text): "Evaluation settings" measures five,
 #: "Beyond one step" the clean and the protected photos under each view (the unprocessed one and the transforms).
 PLUS_SETS = {"evaluation_settings": 5, "beyond": 2 * (1 + len(TRANSFORMS))}
-
-
-def timed(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    """The fastest of ``repeat`` runs (the machine may be shared) and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:
@@ -61,12 +50,12 @@ def main() -> None:
           f"({z.shape[1]}-D, {len(np.unique(people)):,} people), {folds} grouped folds, {N_BOOT} bootstrap replicates")
 
     evaluation.setting_b(z[:90], y[:90], folds=folds, grouped=False, seed=cfg.seed)  # starts the worker pool
-    base, result = timed(args.repeat, lambda: evaluation.setting_b(z, y, groups=people, folds=folds, seed=cfg.seed))
+    base, result = best_of(args.repeat, lambda: evaluation.setting_b(z, y, groups=people, folds=folds, seed=cfg.seed))
     weights = cluster_weights(people, N_BOOT, cfg.seed)
-    interval, found = timed(args.repeat, lambda: result.interval(weights))
-    plus, plus_result = timed(args.repeat, lambda: evaluation.setting_b_plus({0: z}, y, people, folds=folds,
+    interval, found = best_of(args.repeat, lambda: result.interval(weights))
+    plus, plus_result = best_of(args.repeat, lambda: evaluation.setting_b_plus({0: z}, y, people, folds=folds,
                                                                              seed=cfg.seed)[0])
-    plus_interval, plus_found = timed(args.repeat, lambda: plus_result.interval(weights))
+    plus_interval, plus_found = best_of(args.repeat, lambda: plus_result.interval(weights))
     rows = [("setting B (the baseline)", base, f"{result.mean:.1%}"),
             ("its 95 % interval", interval, f"[{found.low:.1%}, {found.high:.1%}]"),
             ("setting B+", plus, f"{plus_result.mean:.1%}"),
