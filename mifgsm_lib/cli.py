@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from mifgsm_lib import methods
-from mifgsm_lib.config import PROFILES, RunConfig
+from mifgsm_lib.config import MIRROR_ENV, PROFILES, RunConfig
 from mifgsm_lib.faces.models import FACE_MODELS
 
 
@@ -63,14 +64,20 @@ def _read_from(cfg: RunConfig, command: str) -> str:
 
 
 def _output(path: str, name: str = "--out") -> Path:
-    """An output file path, checked before any work: not a folder, its parent a folder (created if missing)."""
+    """An output file path, checked before any work: not a folder, its parent a folder (created if missing) that
+    this user may write in."""
     out = Path(path)
     if out.is_dir():
         raise IsADirectoryError(f"{name} {out}: is a folder; expected a file name such as {out / 'result.npz'}")
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise NotADirectoryError(f"{name} {out}: {parent} is a file, not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except PermissionError as exc:
+        raise PermissionError(f"{name} {out}: cannot create {exc.filename} (permission denied)") from exc
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise PermissionError(f"{name} {out}: this user may not write there (permission denied)")
     return out
 
 
@@ -92,10 +99,15 @@ def cmd_data(args: argparse.Namespace) -> dict[str, Any]:
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     if args.action == "fetch":
+        was_there = data.is_complete(args.name, data_dir)
+        mirror = args.mirror or os.environ.get(MIRROR_ENV)
         path = data.fetch(args.name, data_dir, mirror=Path(args.mirror) if args.mirror else None)
-        source = f" (a link to {path.resolve()})" if path.is_symlink() else ""
-        print(f"mifgsm data fetch: {args.name} is in {path}{source}", file=sys.stderr)
-        return {"dataset": args.name, "path": str(path), "data_folder": str(path.resolve())}
+        how = ("already there" if was_there else "linked" if path.is_symlink() else "copied" if mirror
+               else "downloaded")
+        said = {"already there": "already there", "linked": f"a link to the mirror's {path.resolve()}",
+                "copied": f"copied from the mirror {mirror}", "downloaded": "downloaded, each file's sha256 checked"}
+        print(f"mifgsm data fetch: {args.name} is in {path} ({said[how]})", file=sys.stderr)
+        return {"dataset": args.name, "path": str(path), "data_folder": str(path.resolve()), "how": how}
     report = data.info(args.name, data_dir)
     print(f"mifgsm data info: read {args.name} from {report['root']}", file=sys.stderr)
     return {**report, "data_folder": str(report["root"])}

@@ -168,6 +168,19 @@ def step_key(cfg: RunConfig, name: str | None = None, **extra: Any) -> dict[str,
 _CHIPS: dict[Path, dict[str, np.ndarray]] = {}
 
 
+#: The fewest images aligned by a pool of worker processes: a spawned worker takes seconds to start (it imports
+#: torch with the library), more than a few hundred images take to align in this process.
+POOL_MIN_IMAGES = 500
+
+
+def align_workers(n_images: int) -> int:
+    """Worker processes to align ``n_images`` with: one per core (at most 8, no idle one), or none below
+    :data:`POOL_MIN_IMAGES`."""
+    if n_images < POOL_MIN_IMAGES:
+        return 1
+    return min(os.cpu_count() or 1, 8, -(-n_images // ALIGN_CHUNK))
+
+
 def chips(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
     """Aligned uint8 face chips of every image (``chips``) and which used the fallback box (``fallback``)."""
     ds = dataset(cfg, name)
@@ -178,8 +191,7 @@ def chips(cfg: RunConfig, name: str | None = None) -> dict[str, np.ndarray]:
         return _CHIPS[path]
 
     def compute() -> dict[str, np.ndarray]:
-        result = faces.align_faces(ds.abs_paths(), faces.preprocessing(cfg.model),
-                                   workers=min(os.cpu_count() or 1, 8, -(-len(ds) // ALIGN_CHUNK)))  # no idle worker
+        result = faces.align_faces(ds.abs_paths(), faces.preprocessing(cfg.model), workers=align_workers(len(ds)))
         return {"chips": result.chips, "fallback": result.fallback}
 
     arrays = cache(cfg).arrays("chips", params, compute)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dlib
@@ -101,6 +102,26 @@ def test_workers_give_the_same_chips(lfw_paths: list[Path]) -> None:
     two = align_faces(lfw_paths[:4], progress=False, workers=2)
     np.testing.assert_array_equal(one.chips, two.chips)
     np.testing.assert_array_equal(one.fallback, two.fallback)
+
+
+def test_a_worker_that_cannot_start_is_an_error(lfw_paths: list[Path]) -> None:
+    """A worker that cannot start (here: its landmark model is missing) ends the call with an error, never with a
+    pool that replaces it forever."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mifgsm_lib.faces import preprocessing
+
+    with pytest.raises(BrokenProcessPool):
+        align_faces(lfw_paths[:4], {**preprocessing("dlib"), "landmarks": "no_such_model.dat"}, progress=False,
+                    workers=2)
+
+
+def test_the_pool_is_used_only_where_it_pays() -> None:
+    from mifgsm_lib import pipeline
+
+    assert pipeline.align_workers(pipeline.POOL_MIN_IMAGES - 1) == 1
+    assert 1 <= pipeline.align_workers(pipeline.POOL_MIN_IMAGES) <= 8
+    assert pipeline.align_workers(10**6) == min(os.cpu_count() or 1, 8)
 
 
 def test_alignment_errors(tmp_path: Path) -> None:

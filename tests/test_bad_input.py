@@ -180,13 +180,15 @@ def _float32(source: Path, target: Path) -> None:
     image.save(target, format="TIFF")
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    """A PNG chunk: length, kind, body, CRC."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def _bomb(source: Path, target: Path) -> None:
     """A 100-byte PNG that declares 30,000 x 30,000 pixels (a decompression bomb)."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    target.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
-                       + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    target.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+                       + _chunk(b"IDAT", zlib.compress(b"\0" * 10)) + _chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("make, suffix, reason", [
@@ -258,6 +260,24 @@ def test_every_image_mode_reaches_the_model_as_a_person_sees_it(images, tmp_path
     shown = load_rgb(tmp_path / "grey.jpg")
     assert shown.shape == rgb.shape and (shown == shown[..., :1]).all()
     assert np.abs(shown[..., 0].astype(int) - grey).mean() < 1
+    # 16-bit RGB PNG (48 bits a pixel, written by hand: Pillow cannot write it): the same 8-bit colours
+    h, w, _ = rgb.shape
+    rows = b"".join(b"\0" + row.tobytes() for row in rgb.astype(">u2") * 257)
+    header = _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+    (tmp_path / "rgb48.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + _chunk(b"IDAT", zlib.compress(rows))
+                                         + _chunk(b"IEND", b""))
+    np.testing.assert_array_equal(load_rgb(tmp_path / "rgb48.png"), rgb)
+    # bilevel (mode "1"): black and white, as shown
+    Image.fromarray(grey).convert("1").save(tmp_path / "bilevel.png")
+    assert Image.open(tmp_path / "bilevel.png").mode == "1"
+    np.testing.assert_array_equal(load_rgb(tmp_path / "bilevel.png"),
+                                  np.repeat(np.asarray(Image.open(tmp_path / "bilevel.png").convert("L"))[..., None],
+                                            3, axis=2))
+    # 32-bit integer TIFF (mode "I"), on the 16-bit scale and on the 8-bit one: the same grey picture
+    for name, scale in (("i16.tif", 257), ("i8.tif", 1)):
+        Image.fromarray(grey.astype(np.int32) * scale).save(tmp_path / name)
+        assert Image.open(tmp_path / name).mode == "I"
+        np.testing.assert_array_equal(load_rgb(tmp_path / name), np.repeat(grey[..., None], 3, axis=2))
 
 
 def test_image_modes_give_the_templates_of_the_picture_seen(images, tmp_path: Path, capsys) -> None:
@@ -362,6 +382,19 @@ def test_a_matched_line_naming_two_people_is_an_error(images, tmp_path: Path, ca
     user_error(code, err, "verify", root / "pairs.txt", "line 3", "expected 'name i j' (matched)")
 
 
+def test_a_pair_naming_an_image_not_in_the_dataset_is_an_error_naming_line_and_image(images, tmp_path: Path,
+                                                                                      capsys) -> None:
+    lines = valid_pairs(images)
+    a = images[0][1]
+    lines[2] = f"{a}\t1\t99"  # Aaron_Peirsol_0099 does not exist
+    root = make_lfw(tmp_path / "data", images, lines)
+    message = "line 3: image Aaron_Peirsol_0099 is not in the dataset"
+    with pytest.raises(ValueError, match=message):
+        data.read_pairs(root / "pairs.txt", data.load_dataset("lfw", tmp_path / "data"))
+    code, _, err = run(capsys, "verify", *options(tmp_path / "data", tmp_path / "art", "lfw"))
+    user_error(code, err, "verify", root / "pairs.txt", message)
+
+
 def test_pairs_and_gender_lists_with_a_utf8_bom_are_read(images, tmp_path: Path, capsys) -> None:
     make_lfw(tmp_path / "plain", images, valid_pairs(images))
     make_lfw(tmp_path / "bom", images, valid_pairs(images), bom=True)
@@ -414,6 +447,48 @@ def test_a_failed_download_leaves_nothing_that_blocks_the_next_fetch(mirror: Pat
     code, out, err = run(capsys, "data", "fetch", "lfw", "--data-dir", tmp_path, "--mirror", mirror, "--json")
     assert code == 0, err
     assert (tmp_path / "lfw" / "pairs.txt").is_file()
+
+
+def test_data_fetch_says_whether_it_linked_copied_downloaded_or_found_the_data(images, tmp_path: Path, capsys,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import pooch
+
+    mirror = tmp_path / "mirror"
+    make_lfw(mirror, images, valid_pairs(images))
+    monkeypatch.delenv("MIFGSM_MIRROR", raising=False)
+
+    def fetched(data_dir: Path, *more: object) -> tuple[str, str]:
+        code, out, err = run(capsys, "data", "fetch", "lfw", "--data-dir", data_dir, *more, "--json")
+        assert code == 0, err
+        assert data.is_complete("lfw", data_dir)
+        return json.loads(out)["how"], err
+
+    how, err = fetched(tmp_path / "a", "--mirror", mirror)
+    assert how == "linked" and f"(a link to the mirror's {(mirror / 'lfw').resolve()})" in err
+    how, err = fetched(tmp_path / "a", "--mirror", mirror)
+    assert how == "already there" and "(already there)" in err
+
+    def no_links(self, *_args, **_kw):
+        raise OSError("this file system has no symbolic links")
+
+    monkeypatch.setattr(Path, "symlink_to", no_links)
+    how, err = fetched(tmp_path / "b", "--mirror", mirror)
+    assert how == "copied" and f"(copied from the mirror {mirror})" in err
+    assert not (tmp_path / "b" / "lfw").is_symlink()
+
+    def served(url, known_hash, fname, path, processor=None, progressbar=False):
+        """What the server sends, unpacked as pooch would: the mini mirror's files."""
+        if processor is not None:  # the image archive, unpacked into lfw/lfw_funneled/
+            shutil.copytree(mirror / "lfw" / "lfw", Path(processor.extract_dir) / "lfw_funneled")
+            return str(Path(path) / fname)
+        Path(path).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(mirror / "lfw" / fname, Path(path) / fname)
+        return str(Path(path) / fname)
+
+    monkeypatch.setattr(pooch, "retrieve", served)
+    how, err = fetched(tmp_path / "c")
+    assert how == "downloaded" and "(downloaded, each file's sha256 checked)" in err
+    assert len(data.load_dataset("lfw", tmp_path / "c")) == len(images)
 
 
 # --------------------------------------------------------------------------------------------- templates files
@@ -506,6 +581,42 @@ def test_an_output_path_is_checked_before_compute(command: str, where, error, tm
     code, _, err = run(capsys, command, *options(tmp_path, tmp_path / "art"), *arguments)
     user_error(code, err, command, f"{option} {path}")
     assert not (tmp_path / "a.npz").exists()
+
+
+def test_an_output_folder_without_write_permission_is_refused_before_compute(tmp_path: Path, capsys,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulated (CI runs as root, who may write anywhere): the folder of ``--out`` is not writable."""
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    no_work(monkeypatch)
+    code, _, err = run(capsys, "embed", *options(tmp_path, tmp_path / "art"), "--out", locked / "t.npz")
+    user_error(code, err, "embed", f"--out {locked / 't.npz'}", "permission denied")
+
+    def refused(self, *args, **kw):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    code, _, err = run(capsys, "embed", *options(tmp_path, tmp_path / "art"), "--out", tmp_path / "new" / "t.npz")
+    user_error(code, err, "embed", f"cannot create {tmp_path / 'new'}", "permission denied")
+
+
+def test_an_unreadable_labels_file_is_one_error_naming_it(images, tmp_path: Path, capsys,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulated (CI runs as root): labels.csv cannot be opened."""
+    from mifgsm_lib.data import datasets
+
+    folder = make_folder(tmp_path / "faces", images)
+
+    def refused(path, *args, **kw):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(datasets, "open", refused, raising=False)
+    code, _, err = run(capsys, "data", "info", "folder", "--data-dir", folder)
+    user_error(code, err, "data", folder / "labels.csv", "Permission denied")
 
 
 def test_repeated_values_in_a_list_are_refused(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -664,7 +775,37 @@ def test_a_cache_moved_with_its_data_is_reused(embedded, tmp_path: Path, capsys,
             assert str(folder_name) not in text, f"{record} holds the path {folder_name}"
 
 
-def test_the_face_models_files_are_in_every_key(tmp_path: Path) -> None:
+def test_each_image_is_hashed_once_and_again_only_when_it_changes(embedded, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content key reads each image once: later keys in the process check sizes and times only, and a new
+    process reads the digests remembered beside the cache; a rewritten image alone is read again."""
+    folder, artifacts = copy_of(embedded, tmp_path)
+    cfg = config(folder, artifacts)
+    read: list[str] = []
+    real_digest = data.store.file_digest
+    monkeypatch.setattr(data.store, "file_digest", lambda path: read.append(Path(path).name) or real_digest(path))
+    pipeline._CONTENT.clear()
+    pipeline._load_dataset.cache_clear()
+    shutil.rmtree(artifacts / "file-digests", ignore_errors=True)
+    first = pipeline.dataset_key(cfg)
+    images = list(data.load_dataset("folder", folder).paths)  # flat: each path is the file's name
+    assert sorted(n for n in read if n in images) == sorted(images), "every image read once"
+    read.clear()
+    for _ in range(3):
+        assert pipeline.dataset_key(cfg) == first
+    assert read == [], "the same process: no image read again"
+    pipeline._CONTENT.clear()
+    pipeline._load_dataset.cache_clear()  # as a new process
+    assert pipeline.dataset_key(cfg) == first
+    assert not set(read) & set(images), "a new process: the remembered digests, no image read"
+    changed = folder / images[0]
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    read.clear()
+    assert pipeline.dataset_key(cfg) != first
+    assert [n for n in read if n in images] == [images[0]], "only the rewritten image is read again"
+
+
+def test_the_face_models_files_are_in_every_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mifgsm_lib.faces.dlib_resnet import DLIB_RESNET_FILE, dlib_model_file
 
     shipped = dlib_model_file(DLIB_RESNET_FILE)
@@ -678,3 +819,13 @@ def test_the_face_models_files_are_in_every_key(tmp_path: Path) -> None:
         handle.write(b"\0")  # another version of the weights
     assert pipeline.model_key(RunConfig(profile="quick", device="cpu", weights=str(copy)))["weights"] != \
         default["weights"]
+    # a new version of the landmark predictor (an upgraded face_recognition_models) changes the key too
+    landmarks = faces.preprocessing("dlib")["landmarks"]
+    upgraded = tmp_path / "landmarks.dat"
+    shutil.copy(pipeline.dlib_model_file(landmarks), upgraded)
+    with open(upgraded, "ab") as handle:
+        handle.write(b"\0")
+    real = pipeline.dlib_model_file
+    monkeypatch.setattr(pipeline, "dlib_model_file", lambda name: upgraded if name == landmarks else real(name))
+    after = pipeline.model_key(RunConfig(profile="quick", device="cpu"))
+    assert after["landmarks"] != default["landmarks"] and after["weights"] == default["weights"]

@@ -28,7 +28,8 @@ def test_fetch_then_info_reports_the_lfw_acceptance_counts(tmp_path: Path, capsy
                              capsys)
     assert code == 0 and Path(fetched["path"]).is_dir()
     assert Path(fetched["data_folder"]) == (MIRROR / "lfw").resolve()
-    assert f"lfw is in {tmp_path / 'lfw'} (a link to {(MIRROR / 'lfw').resolve()})" in err
+    assert f"lfw is in {tmp_path / 'lfw'} (a link to the mirror's {(MIRROR / 'lfw').resolve()})" in err
+    assert fetched["how"] == "linked"
     code, info, err = run(["data", "info", "lfw", "--data-dir", str(tmp_path), "--json"], capsys)
     assert code == 0 and f"read lfw from {info['data_folder']}" in err
     assert (info["images"], info["people"], info["pairs"]) == (7701, 4281, 6000)

@@ -147,6 +147,12 @@ def _download(name: str, manifest: Mapping[str, Any], target: Path, progress: bo
         logger.setLevel(level)
 
 
+def is_complete(name: str, data_dir: Path | str, manifest: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``<data_dir>/<name>`` holds every file of dataset ``name``'s manifest (``data/<name>.yml``)."""
+    target = Path(data_dir) / name
+    return target.is_dir() and not _missing(target, manifest if manifest is not None else load_manifest(name))
+
+
 def fetch(name: str, data_dir: Path | str, mirror: Path | str | None = None, progress: bool = True,
           manifest: Mapping[str, Any] | None = None) -> Path:
     """Make ``<data_dir>/<name>`` hold dataset ``name`` and return it.
@@ -159,7 +165,7 @@ def fetch(name: str, data_dir: Path | str, mirror: Path | str | None = None, pro
         raise ValueError(f"dataset={name!r}: fetch knows {', '.join(n for n in LOADERS if n != 'folder')}")
     manifest = manifest if manifest is not None else load_manifest(name)
     target = Path(data_dir) / name
-    if target.is_dir() and not _missing(target, manifest):
+    if is_complete(name, data_dir, manifest):
         return target
     mirror = mirror or os.environ.get(MIRROR_ENV)
     if mirror:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from multiprocessing import Pool
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,7 @@ def align_faces(
 
     Every image yields a chip, in order; ``fallback[i]`` says whether image i had
     no detected face and was aligned from the centred fallback box. ``workers > 1``
-    runs the images in a process pool (each process loads dlib's models once).
+    runs the images in a pool of spawned processes (each loads dlib's models once).
     """
     if isinstance(spec, str):
         from mifgsm_lib.faces.models import preprocessing  # the registry imports this module
@@ -208,6 +209,10 @@ def align_faces(
         aligner = FaceAligner(spec)
         collect(aligner(_as_image(image, i)) for i, image in items)
     else:
-        with Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
-            collect(pool.imap(_align_in_worker, items, chunksize=ALIGN_CHUNK))
+        # Fresh worker processes, never a fork: the caller (a Jupyter kernel, torch) runs threads, and a fork of a
+        # threaded process can inherit a lock held by a thread it does not copy, and hang. A worker that dies
+        # raises BrokenProcessPool here instead of being replaced forever.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(spec,)) as pool:
+            collect(pool.map(_align_in_worker, items, chunksize=ALIGN_CHUNK))
     return AlignmentResult(chips=chips, fallback=fallback)

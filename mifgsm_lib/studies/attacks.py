@@ -279,8 +279,10 @@ def describe_storage(storage: pd.DataFrame) -> str:
     steps = sorted(set(np.round(above["linf_grey"]).astype(int).tolist()))
     outcome = ("**vanishes**: no pixel changes and every template equals its clean template exactly" if vanishes
                else "**does not vanish**")
-    return (f"In `uint8` mode, at the {len(below)} levels below half a grey level the perturbation {outcome} "
-            f"(largest template shift {below['template_shift'].max():.3g}). {int(u8['same_as_previous'].sum())} of "
+    first = (f"at the {len(below)} levels below half a grey level the perturbation {outcome} (largest template "
+             f"shift {below['template_shift'].max():.3g})" if len(below) else "no level below half a grey level was "
+             "measured")
+    return (f"In `uint8` mode, {first}. {int(u8['same_as_previous'].sum())} of "
             f"the {len(u8) - 1} steps between neighbouring levels give exactly the same images as the level before. "
             f"From half a grey level on, {span(above['changed'])} of the pixel values change, by {steps} whole grey "
             f"levels. In `float` mode every level changes {span(fl['changed'])} of the pixel values (the others have "
