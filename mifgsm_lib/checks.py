@@ -280,15 +280,23 @@ def closed_form(check: pd.DataFrame, signs: pd.DataFrame, pixels: dict[str, floa
     ]
 
 
+#: How far one-step MI-FGSM's float and uint8 rows at a whole grey level may lie apart (setting B, EER): the two
+#: images differ by float rounding only (x + k/255 in float32 is (255x + k)/255 to one unit in the last place), which
+#: can move a template across a classifier's boundary for a few images, or reorder two pair distances.
+STORAGE_ROUNDING_GAP = 0.01
+
+
 def beyond(frontier: pd.DataFrame, assessment: pd.DataFrame, recommended: pd.Series | None) -> list[Check]:
-    """The chapter's statements: one-step MI-FGSM at whole grey levels gives the same templates in float and 8-bit
-    storage (equal rows); the recommended protection failed no front."""
+    """The chapter's statements: one-step MI-FGSM at whole grey levels gives the same images in float and 8-bit
+    storage up to float rounding (rows within :data:`STORAGE_ROUNDING_GAP`); the recommended protection failed no
+    front."""
     one = frontier[frontier["method"] == "mi-fgsm"].set_index(["grey_levels", "mode"])
     whole = [g for g in one.index.get_level_values(0).unique() if float(g).is_integer()]
-    same = all(one.loc[(g, "float"), ["setting_b", "eer"]].equals(one.loc[(g, "uint8"), ["setting_b", "eer"]])
-               for g in whole if (g, "float") in one.index and (g, "uint8") in one.index)
-    out = [Check("one-step MI-FGSM at whole grey levels: float and uint8 rows are equal", same,
-                 f"grey levels {whole}")]
+    gaps = [float((one.loc[(g, "float"), ["setting_b", "eer"]] - one.loc[(g, "uint8"), ["setting_b", "eer"]])
+                  .abs().max()) for g in whole if (g, "float") in one.index and (g, "uint8") in one.index]
+    gap = max(gaps, default=0.0)
+    out = [Check("one-step MI-FGSM at whole grey levels: float and uint8 rows agree to float rounding",
+                 gap <= STORAGE_ROUNDING_GAP, f"largest gap {gap:.4f} over grey levels {whole}")]
     if recommended is not None:
         out.append(Check("the recommended protection failed no front",
                          recommended["robust"] != 0 and recommended["transfers"] != 0,

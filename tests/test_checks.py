@@ -129,3 +129,7 @@ def test_beyond_checks() -> None:
     assert not failed(checks.beyond(frontier, pd.DataFrame(), pick))
     assert len(failed(checks.beyond(frontier.assign(setting_b=[0.9, 0.8]), pd.DataFrame(),
                                     pick.replace(1.0, 0.0)))) == 2
+    rounding = frontier.assign(setting_b=[0.9, 0.9 + checks.STORAGE_ROUNDING_GAP / 2])  # a prediction or two flipped
+    assert not failed(checks.beyond(rounding, pd.DataFrame(), pick))
+    apart = frontier.assign(eer=[0.02, 0.02 + 2 * checks.STORAGE_ROUNDING_GAP])
+    assert len(failed(checks.beyond(apart, pd.DataFrame(), pick))) == 1

@@ -96,7 +96,7 @@ def run_book(faces: Path, out: Path, chapters: list[str], *parameters: str) -> d
     done = subprocess.run(
         [sys.executable, "-m", "mifgsm_lib.cli", "book", "-p", "dataset=folder", "-p", f"data_dir={faces}",
          "-p", "profile=quick", *more, "--out", str(out), "--no-build", "--json", "--chapters", *chapters],
-        capture_output=True, text=True, env=env, timeout=3600)
+        capture_output=True, text=True, env=env, timeout=1500)
     assert done.returncode == 0, f"mifgsm book failed ({done.returncode}):\n{done.stderr[-6000:]}"
     return json.loads(done.stdout)
 
