@@ -12,7 +12,9 @@ The sampling unit is what is independent:
 - setting A and setting B: the **identity** (a person's images are drawn together; UTKFace, without identities,
   draws images), on the out-of-fold predictions of the cross-validation (so the interval covers the sampling of
   the test images, not the retraining of the classifiers);
-- the EER and TAR at FAR: the **verification pair**, mated and non-mated pairs drawn separately.
+- the EER and TAR at FAR: the **person** where the pairs' people are known (:func:`pair_weights`: every pair of a
+  person drawn k times counts k times, a non-mated pair the product of its two people's counts), else the
+  **verification pair**, mated and non-mated pairs drawn separately.
 
 Differences between two methods (the paper's claims) are bootstrapped *paired*: the same weights for both, so
 that what the two sets share cancels. :func:`decide` turns a difference's interval into *holds*, *does not hold*
@@ -47,15 +49,36 @@ class Interval:
         return f"{self.estimate:.4g} [{self.low:.4g}, {self.high:.4g}]"
 
 
-def cluster_weights(groups: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-    """Bootstrap weights (n_boot, n) that resample the clusters ``groups`` (one label per unit) with replacement:
-    every unit of a cluster drawn k times gets weight k."""
+def cluster_counts(groups: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """How many times each cluster of ``groups`` (one label per unit) is drawn in each of ``n_boot`` resamplings of
+    the clusters with replacement: ``(counts, cluster)``, counts (n_boot, n_clusters) and each unit's cluster
+    index (n,)."""
     _, cluster = np.unique(np.asarray(groups), return_inverse=True)
     n_clusters = int(cluster.max()) + 1
     draws = np.random.default_rng(seed).integers(0, n_clusters, size=(n_boot, n_clusters))
     counts = np.zeros((n_boot, n_clusters))
     np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
+    return counts, cluster
+
+
+def cluster_weights(groups: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """Bootstrap weights (n_boot, n) that resample the clusters ``groups`` (one label per unit) with replacement:
+    every unit of a cluster drawn k times gets weight k."""
+    counts, cluster = cluster_counts(groups, n_boot, seed)
     return counts[:, cluster]
+
+
+def pair_weights(counts: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Bootstrap weights (n_boot, n_pairs) of verification pairs from a resampling of the *people*: ``counts``
+    (n_boot, n_people) of :func:`cluster_counts`, ``left``/``right`` each pair's two people (indices into it).
+
+    A mated pair (one person) weighs as often as its person was drawn; a non-mated pair weighs the product of its two
+    people's counts, as the pigeonhole bootstrap weighs a cell of two crossed factors (Owen, 2007, *Ann. Appl.
+    Stat.* 1(1)). A person's pairs are so drawn together: the pairs of one person are not independent, and a pair
+    bootstrap understates the spread of the EER. The product over-states the noise of the non-mated pairs where
+    people share nothing, so the interval errs on the wide side (conservative)."""
+    left, right = np.asarray(left), np.asarray(right)
+    return np.where(left == right, counts[:, left], counts[:, left] * counts[:, right])
 
 
 def stratified_weights(strata: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mifgsm_lib.intervals import N_BOOT, Interval, basic_interval, stratified_weights
+from mifgsm_lib.intervals import N_BOOT, Interval, basic_interval, cluster_counts, pair_weights, stratified_weights
 
 #: How :func:`eer` reads the EER off the ROC; copied into every report.
 EER_CONVENTION = (
@@ -131,7 +131,8 @@ def bootstrap_rates(distances: np.ndarray, same: np.ndarray, weights: np.ndarray
     """The ROC of :func:`roc` under each row of pair ``weights`` (B, n_pairs): ``(far, tar)``, each (B, T + 1).
 
     With unit weights it is :func:`roc`'s curve exactly; a bootstrap replicate gives each pair the number of times
-    it was drawn (:func:`mifgsm_lib.intervals.stratified_weights` keeps the mated and non-mated counts)."""
+    it was drawn (:func:`mifgsm_lib.intervals.stratified_weights` keeps the mated and non-mated counts;
+    :func:`mifgsm_lib.intervals.pair_weights` draws people)."""
     d, s = _as_distances_and_labels(distances, same)
     order = np.argsort(d, kind="stable")
     d_sorted, s_sorted = d[order], s[order]
@@ -140,8 +141,9 @@ def bootstrap_rates(distances: np.ndarray, same: np.ndarray, weights: np.ndarray
     genuine = np.cumsum(w * s_sorted, axis=1)[:, last_of_tie]
     impostor = np.cumsum(w * ~s_sorted, axis=1)[:, last_of_tie]
     zeros = np.zeros((len(w), 1))
-    far = np.hstack([zeros, impostor / (w * ~s_sorted).sum(axis=1, keepdims=True)])
-    tar = np.hstack([zeros, genuine / (w * s_sorted).sum(axis=1, keepdims=True)])
+    with np.errstate(invalid="ignore", divide="ignore"):  # a replicate that drew no pair of a kind: NaN, left out
+        far = np.hstack([zeros, impostor / (w * ~s_sorted).sum(axis=1, keepdims=True)])
+        tar = np.hstack([zeros, genuine / (w * s_sorted).sum(axis=1, keepdims=True)])
     return far, tar
 
 
@@ -159,11 +161,22 @@ def eers(far: np.ndarray, tar: np.ndarray) -> np.ndarray:
 
 
 def rate_intervals(distances: np.ndarray, same: np.ndarray, far_level: float = DEFAULT_FAR, n_boot: int = N_BOOT,
-                   seed: int = 0) -> dict[str, Interval]:
-    """95 % intervals of the EER and of the TAR at ``far_level`` by the pair bootstrap of
-    :mod:`mifgsm_lib.intervals` (mated and non-mated pairs resampled separately)."""
+                   seed: int = 0, people: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Interval]:
+    """95 % intervals of the EER and of the TAR at ``far_level`` by the bootstrap of :mod:`mifgsm_lib.intervals`:
+    of the people where ``people`` gives each pair's two identities (left, right), so that a person's pairs are
+    drawn together (:func:`mifgsm_lib.intervals.pair_weights`); else of the pairs (mated and non-mated pairs
+    resampled separately)."""
     d, s = _as_distances_and_labels(distances, same)
-    far, tar = bootstrap_rates(d, s, stratified_weights(s, n_boot, seed))
+    if people is None:
+        weights = stratified_weights(s, n_boot, seed)
+    else:
+        left, right = (np.asarray(side) for side in people)
+        if left.shape != s.shape or right.shape != s.shape:
+            raise ValueError(f"people: expected two arrays of one identity per pair ({s.size}), got shapes "
+                             f"{left.shape} and {right.shape}")
+        counts, cluster = cluster_counts(np.concatenate([left, right]), n_boot, seed)
+        weights = pair_weights(counts, cluster[: s.size], cluster[s.size:])
+    far, tar = bootstrap_rates(d, s, weights)
     point_far, point_tar, _ = roc(d, s)
     return {"eer": basic_interval(_eer_from_curve(point_far, point_tar), eers(far, tar)),
             "tar_at_far": basic_interval(_tar_at_far_from_curve(point_far, point_tar, far_level),

@@ -102,3 +102,61 @@ def test_measure_gives_every_number_an_interval_and_paired_differences() -> None
     assert frame.loc[0, "eer"] == eer
     with pytest.raises(ValueError, match="no measured row"):
         evaluation.paired_difference(frame, replicates, evaluation.REFERENCE, evaluation.SetKey("x", "y", 0.0), "eer")
+
+
+def test_pair_weights_draw_people() -> None:
+    counts = np.array([[2.0, 0.0, 1.0], [0.0, 3.0, 1.0]])  # two replicates of three people
+    left, right = np.array([0, 1, 0, 2]), np.array([0, 1, 1, 2])  # mated 0, mated 1, non-mated 0-1, mated 2
+    w = intervals.pair_weights(counts, left, right)
+    np.testing.assert_array_equal(w, [[2.0, 0.0, 0.0, 1.0], [0.0, 3.0, 0.0, 1.0]])
+    w = intervals.pair_weights(counts, np.array([0, 2]), np.array([2, 1]))  # non-mated: the product
+    np.testing.assert_array_equal(w, [[2.0, 0.0], [0.0, 3.0]])
+
+
+def _pairs_of_people(rng: np.random.Generator, people: int, per: int, spread: float) -> tuple[np.ndarray, ...]:
+    """``per`` mated and ``per`` non-mated pairs per person; each person's distances shifted by one draw of
+    ``spread`` (a person hard or easy to verify): (distances, same, left person, right person)."""
+    shift = rng.normal(0.0, spread, people)
+    owner = np.repeat(np.arange(people), per)
+    other = (owner + 1 + rng.integers(0, people - 1, owner.size)) % people
+    mated = rng.normal(0.4, 0.1, owner.size) + shift[owner]
+    non_mated = rng.normal(0.9, 0.1, owner.size) + (shift[owner] + shift[other]) / 2
+    same = np.r_[np.ones(owner.size, bool), np.zeros(owner.size, bool)]
+    return np.r_[mated, non_mated], same, np.r_[owner, owner], np.r_[owner, other]
+
+
+def _width_ratio(spread: float) -> float:
+    """The width of the EER's people-bootstrap interval over the pair bootstrap's, on pairs of 100 people."""
+    d, same, left, right = _pairs_of_people(np.random.default_rng(5), people=100, per=6, spread=spread)
+    by_pairs = verification.rate_intervals(d, same, n_boot=400, seed=1)["eer"]
+    by_people = verification.rate_intervals(d, same, n_boot=400, seed=1, people=(left, right))["eer"]
+    assert by_people.estimate == by_pairs.estimate == verification.eer(d, same)
+    return (by_people.high - by_people.low) / (by_pairs.high - by_pairs.low)
+
+
+def test_the_eer_interval_draws_people_and_widens_where_their_pairs_are_alike() -> None:
+    """Where a person's pairs share that person's difficulty, a bootstrap of the pairs understates the EER's spread:
+    the people's interval is much wider. Where they share nothing, it is still somewhat wider, never narrower (the
+    pigeonhole bootstrap's product weights over-state the noise of the non-mated pairs: conservative)."""
+    clustered, independent = _width_ratio(0.3), _width_ratio(0.0)
+    assert clustered > 1.6, clustered
+    assert 1.0 <= independent < 1.6 and clustered > independent + 0.3, (clustered, independent)
+    d, same, left, right = _pairs_of_people(np.random.default_rng(5), people=100, per=6, spread=0.0)
+    with pytest.raises(ValueError, match="people: expected two arrays of one identity per pair"):
+        verification.rate_intervals(d, same, people=(left[:3], right))
+
+
+def test_an_evaluation_set_draws_its_people_once_for_images_and_pairs() -> None:
+    """Setting A/B's image weights and the EER's pair weights come from one draw of the people, so that a difference
+    between metrics (PIC) or between settings (B+ against B) is bootstrapped paired."""
+    identity = np.array(["ann", "ann", "bob", "bob", "cy", "cy"])
+    pairs = Pairs(left=np.array([0, 2, 0, 1]), right=np.array([1, 3, 2, 4]), same=np.array([True, True, False, False]),
+                  fold=np.array([0, 0, 1, 1]))
+    target = evaluation.EvaluationSet("toy", np.arange(6), np.array([0, 0, 1, -1, 1, 0]), identity, pairs)
+    images, pair = target.people_weights(n_boot=50, seed=3), target.pair_weights(n_boot=50, seed=3)
+    assert images.shape == (50, 5) and pair.shape == (50, 4)  # the unlabelled image (bob's second) is left out
+    np.testing.assert_array_equal(pair[:, 0], images[:, 0])  # ann's mated pair: ann's count
+    np.testing.assert_array_equal(pair[:, 1], images[:, 2])  # bob's mated pair: bob's count
+    np.testing.assert_array_equal(pair[:, 2], images[:, 0] * images[:, 2])  # ann with bob: the product
+    np.testing.assert_array_equal(pair[:, 3], images[:, 0] * images[:, 3])  # ann with cy
+    assert evaluation.EvaluationSet("toy", np.arange(6), np.zeros(6), identity).pair_weights() is None

@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mifgsm_lib.evaluation.measure import EvaluationSet, SetKey
 from mifgsm_lib.evaluation.settings import SettingBResult, fold_splits, setting_b_sweep
-from mifgsm_lib.intervals import N_BOOT, basic_interval, cluster_weights
+from mifgsm_lib.intervals import N_BOOT, basic_interval
 
 #: Setting B+'s classifiers, by name, in the order tables show them.
 STRONGER_CLASSIFIERS = ("mlp", "boosted_trees", "knn")
@@ -100,7 +100,7 @@ def measure_plus(sets: Mapping[SetKey, np.ndarray], target: EvaluationSet, folds
     mask = target.labelled
     results = setting_b_plus({k: z[mask] for k, z in sets.items()}, target.labels[mask], target.identity[mask],
                              folds=folds, grouped=grouped, seed=seed, n_jobs=n_jobs)
-    people = cluster_weights(target.identity[mask], n_boot, seed)
+    people = target.people_weights(n_boot, seed)  # the draws of measure's setting B: paired
     rows = []
     for key, result in results.items():
         reps = result.replicates(people)

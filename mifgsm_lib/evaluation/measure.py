@@ -17,8 +17,8 @@ from mifgsm_lib.intervals import (
     N_BOOT,
     Interval,
     basic_interval,
-    cluster_weights,
-    stratified_weights,
+    cluster_counts,
+    pair_weights,
     weighted_accuracy,
 )
 from mifgsm_lib.privacy import pic
@@ -57,6 +57,21 @@ class EvaluationSet:
     @property
     def labelled(self) -> np.ndarray:
         return self.labels >= 0
+
+    def people_weights(self, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+        """Bootstrap weights (n_boot, labelled images) that resample the people: each labelled image weighs as
+        often as its person is drawn (:func:`mifgsm_lib.intervals.cluster_counts`, the same draws as
+        :meth:`pair_weights` for one ``seed``, so that every metric's replicates are paired)."""
+        counts, person = cluster_counts(self.identity, n_boot, seed)
+        return counts[:, person[self.labelled]]
+
+    def pair_weights(self, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray | None:
+        """Bootstrap weights (n_boot, pairs) of the verification pairs from the same draws of the people as
+        :meth:`people_weights` (:func:`mifgsm_lib.intervals.pair_weights`); None without pairs."""
+        if self.pairs is None:
+            return None
+        counts, person = cluster_counts(self.identity, n_boot, seed)
+        return pair_weights(counts, person[self.pairs.left], person[self.pairs.right])
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -111,8 +126,9 @@ def measure(
       10-fold accuracy, and PIC relative to :data:`REFERENCE` where it is among the sets (NaN where it is
       undefined: clean templates that verify every pair, EER 0, or leak nothing).
 
-    The intervals resample identities (settings A and B) and pairs (EER, TAR) with the same bootstrap weights for
-    every set, so that the bootstrap replicates, stored in ``replicates`` by key and metric where it is given, give
+    The intervals resample identities, one draw for every metric: settings A and B weigh each image by its
+    person's count, the EER and TAR each pair by its people's (:func:`mifgsm_lib.intervals.pair_weights`); the
+    weights are the same for every set, so that the bootstrap replicates, stored in ``replicates`` by key and metric where it is given, give
     paired intervals of differences between sets (:func:`paired_difference`).
     """
     mask = target.labelled
@@ -127,10 +143,9 @@ def measure(
     for group in by_dim.values():
         privacy.update(setting_b_sweep(group, y, target.identity[mask], folds=folds, grouped=grouped,
                                        seed=seed, n_jobs=n_jobs, progress=False, multiclass=multiclass))
-    people = cluster_weights(target.identity[mask], n_boot, seed)
+    people, weights_of_pairs = target.people_weights(n_boot, seed), target.pair_weights(n_boot, seed)
     uniform = np.ones((1, len(y)))
     p = target.pairs
-    pair_weights = stratified_weights(p.same, n_boot, seed) if p is not None else None
     rows = []
     replicates = {} if replicates is None else replicates
     for key, z in sets.items():
@@ -149,7 +164,7 @@ def measure(
             v = verification.verify(z, p.left, p.right, p.same, p.fold)
             row.update({"eer": v.eer, "tar_at_far": v.tar_at_far, "accuracy": v.accuracy_mean})
             far, tar = verification.bootstrap_rates(verification.pair_distances(z, p.left, p.right), p.same,
-                                                    pair_weights)
+                                                    weights_of_pairs)
             reps["eer"], reps["tar_at_far"] = verification.eers(far, tar), verification.tars_at_far(far, tar)
             for metric in ("eer", "tar_at_far"):
                 intervals[metric] = basic_interval(row[metric], reps[metric])
