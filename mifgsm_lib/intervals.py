@@ -96,17 +96,27 @@ def stratified_weights(strata: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) 
     return weights
 
 
+#: The range of a proportion (an accuracy, a rate): the bounds its intervals are kept in.
+PROPORTION = (0.0, 1.0)
+
+
 def basic_interval(estimate: float, replicates: np.ndarray, centre: float | None = None,
-                   level: float = LEVEL) -> Interval:
+                   level: float = LEVEL, bounds: tuple[float, float] | None = None) -> Interval:
     """The basic bootstrap interval of ``estimate`` from ``replicates`` of a statistic whose full-sample value is
-    ``centre`` (default: ``estimate``): ``estimate - (quantiles - centre)``, reversed."""
+    ``centre`` (default: ``estimate``): ``estimate - (quantiles - centre)``, reversed. The basic interval reflects
+    the replicates about the estimate, so for a skewed statistic near the end of its range (an accuracy near 100 %,
+    a TAR set by a few impostor pairs) it can leave the range: ``bounds`` (:data:`PROPORTION` for a proportion) keep
+    it there."""
     reps = np.asarray(replicates, dtype=np.float64)
     reps = reps[np.isfinite(reps)]
     if reps.size == 0:
         return Interval(float(estimate), float("nan"), float("nan"), level)
     centre = estimate if centre is None else centre
     lo, hi = np.quantile(reps - centre, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(float(estimate), float(estimate - hi), float(estimate - lo), level)
+    low, high = float(estimate - hi), float(estimate - lo)
+    if bounds is not None:
+        low, high = float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
+    return Interval(float(estimate), low, high, level)
 
 
 def weighted_accuracy(correct: np.ndarray, weights: np.ndarray) -> np.ndarray:

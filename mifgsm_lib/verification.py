@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from mifgsm_lib.intervals import N_BOOT, Interval, basic_interval, cluster_counts, pair_weights, stratified_weights
+from mifgsm_lib.intervals import (N_BOOT, PROPORTION, Interval, basic_interval, cluster_counts, pair_weights,
+                                  stratified_weights)
 
 #: How :func:`eer` reads the EER off the ROC; copied into every report.
 EER_CONVENTION = (
@@ -178,9 +179,9 @@ def rate_intervals(distances: np.ndarray, same: np.ndarray, far_level: float = D
         weights = pair_weights(counts, cluster[: s.size], cluster[s.size:])
     far, tar = bootstrap_rates(d, s, weights)
     point_far, point_tar, _ = roc(d, s)
-    return {"eer": basic_interval(_eer_from_curve(point_far, point_tar), eers(far, tar)),
+    return {"eer": basic_interval(_eer_from_curve(point_far, point_tar), eers(far, tar), bounds=PROPORTION),
             "tar_at_far": basic_interval(_tar_at_far_from_curve(point_far, point_tar, far_level),
-                                         tars_at_far(far, tar, far_level))}
+                                         tars_at_far(far, tar, far_level), bounds=PROPORTION)}
 
 
 def tars_at_far(far: np.ndarray, tar: np.ndarray, far_level: float = DEFAULT_FAR) -> np.ndarray:

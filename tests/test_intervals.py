@@ -160,3 +160,16 @@ def test_an_evaluation_set_draws_its_people_once_for_images_and_pairs() -> None:
     np.testing.assert_array_equal(pair[:, 2], images[:, 0] * images[:, 2])  # ann with bob: the product
     np.testing.assert_array_equal(pair[:, 3], images[:, 0] * images[:, 3])  # ann with cy
     assert evaluation.EvaluationSet("toy", np.arange(6), np.zeros(6), identity).pair_weights() is None
+
+
+def test_a_proportions_interval_stays_in_its_range() -> None:
+    """The basic interval reflects skewed replicates about the estimate: near 100 % it can pass 1 (a TAR set by a
+    few impostor pairs, a setting B near its ceiling); a proportion's bounds keep it in [0, 1]."""
+    skewed = np.r_[np.full(900, 0.99), np.linspace(0.5, 0.9, 100)]  # mostly at the estimate, a long lower tail
+    free = intervals.basic_interval(0.98, skewed)
+    assert free.high > 1.0
+    kept = intervals.basic_interval(0.98, skewed, bounds=intervals.PROPORTION)
+    assert kept.high == 1.0 and kept.low == free.low and kept.estimate == 0.98
+    d, same, left, right = _pairs_of_people(np.random.default_rng(5), people=100, per=6, spread=0.3)
+    for interval in verification.rate_intervals(d, same, n_boot=200, people=(left, right)).values():
+        assert 0.0 <= interval.low <= interval.high <= 1.0

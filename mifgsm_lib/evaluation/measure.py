@@ -15,6 +15,7 @@ from mifgsm_lib.data.pairs import Pairs
 from mifgsm_lib.evaluation.settings import CLASSIFIERS, SettingBResult, setting_a_predictions, setting_b_sweep
 from mifgsm_lib.intervals import (
     N_BOOT,
+    PROPORTION,
     Interval,
     basic_interval,
     cluster_counts,
@@ -152,12 +153,13 @@ def measure(
         b = privacy[key]
         reps = {"setting_b": b.replicates(people)}
         row: dict[str, Any] = {**key._asdict(), "dims": z.shape[1]}
-        intervals = {"setting_b": basic_interval(b.mean, reps["setting_b"], float(b.replicates(uniform)[0]))}
+        intervals = {"setting_b": basic_interval(b.mean, reps["setting_b"], float(b.replicates(uniform)[0]),
+                                                bounds=PROPORTION)}
         if classifier is not None:
             correct = (setting_a_predictions(classifier, z[mask]) == y).astype(np.float64)
             row["setting_a"] = float(correct.mean())
             reps["setting_a"] = weighted_accuracy(correct, people)
-            intervals["setting_a"] = basic_interval(row["setting_a"], reps["setting_a"])
+            intervals["setting_a"] = basic_interval(row["setting_a"], reps["setting_a"], bounds=PROPORTION)
         row["setting_b"] = b.mean
         row.update({f"B_{c}": score for c, score in b.balanced_accuracy.items() if c != "mean"})
         if p is not None:
@@ -167,7 +169,7 @@ def measure(
                                                     weights_of_pairs)
             reps["eer"], reps["tar_at_far"] = verification.eers(far, tar), verification.tars_at_far(far, tar)
             for metric in ("eer", "tar_at_far"):
-                intervals[metric] = basic_interval(row[metric], reps[metric])
+                intervals[metric] = basic_interval(row[metric], reps[metric], bounds=PROPORTION)
         row["setting_b_plain"] = b.accuracy["mean"]
         for metric, interval in intervals.items():
             row[f"{metric}_low"], row[f"{metric}_high"] = interval.low, interval.high

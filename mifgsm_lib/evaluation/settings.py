@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from threadpoolctl import ThreadpoolController
 
-from mifgsm_lib.intervals import Interval, basic_interval, weighted_balanced_accuracy
+from mifgsm_lib.intervals import PROPORTION, Interval, basic_interval, weighted_balanced_accuracy
 from mifgsm_lib.progress import bar
 from mifgsm_lib.validation import check_labels, check_templates
 
@@ -171,7 +171,8 @@ class SettingBResult:
     def interval(self, weights: np.ndarray) -> Interval:
         """The 95 % interval of :attr:`mean` from bootstrap ``weights`` (resampled identities, see
         :func:`mifgsm_lib.intervals.cluster_weights`)."""
-        return basic_interval(self.mean, self.replicates(weights), float(self.replicates(np.ones((1, self.n_samples)))[0]))
+        full_sample = float(self.replicates(np.ones((1, self.n_samples)))[0])
+        return basic_interval(self.mean, self.replicates(weights), full_sample, bounds=PROPORTION)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
