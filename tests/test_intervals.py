@@ -153,13 +153,14 @@ def test_an_evaluation_set_draws_its_people_once_for_images_and_pairs() -> None:
     pairs = Pairs(left=np.array([0, 2, 0, 1]), right=np.array([1, 3, 2, 4]), same=np.array([True, True, False, False]),
                   fold=np.array([0, 0, 1, 1]))
     target = evaluation.EvaluationSet("toy", np.arange(6), np.array([0, 0, 1, -1, 1, 0]), identity, pairs)
-    images, pair = target.people_weights(n_boot=50, seed=3), target.pair_weights(n_boot=50, seed=3)
+    images, pair = target.bootstrap_weights(n_boot=50, seed=3)
     assert images.shape == (50, 5) and pair.shape == (50, 4)  # the unlabelled image (bob's second) is left out
     np.testing.assert_array_equal(pair[:, 0], images[:, 0])  # ann's mated pair: ann's count
     np.testing.assert_array_equal(pair[:, 1], images[:, 2])  # bob's mated pair: bob's count
     np.testing.assert_array_equal(pair[:, 2], images[:, 0] * images[:, 2])  # ann with bob: the product
     np.testing.assert_array_equal(pair[:, 3], images[:, 0] * images[:, 3])  # ann with cy
-    assert evaluation.EvaluationSet("toy", np.arange(6), np.zeros(6), identity).pair_weights() is None
+    without_pairs = evaluation.EvaluationSet("toy", np.arange(6), np.zeros(6), identity).bootstrap_weights()
+    assert without_pairs[1] is None and without_pairs[0].shape == (intervals.N_BOOT, 6)
 
 
 def test_a_proportions_interval_stays_in_its_range() -> None:

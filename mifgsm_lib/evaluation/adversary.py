@@ -100,7 +100,7 @@ def measure_plus(sets: Mapping[SetKey, np.ndarray], target: EvaluationSet, folds
     mask = target.labelled
     results = setting_b_plus({k: z[mask] for k, z in sets.items()}, target.labels[mask], target.identity[mask],
                              folds=folds, grouped=grouped, seed=seed, n_jobs=n_jobs)
-    people = target.people_weights(n_boot, seed)  # the draws of measure's setting B: paired
+    people, _ = target.bootstrap_weights(n_boot, seed)  # the draws of measure's setting B: paired
     rows = []
     for key, result in results.items():
         reps = result.replicates(people)

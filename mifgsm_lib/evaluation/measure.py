@@ -59,20 +59,14 @@ class EvaluationSet:
     def labelled(self) -> np.ndarray:
         return self.labels >= 0
 
-    def people_weights(self, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-        """Bootstrap weights (n_boot, labelled images) that resample the people: each labelled image weighs as
-        often as its person is drawn (:func:`mifgsm_lib.intervals.cluster_counts`, the same draws as
-        :meth:`pair_weights` for one ``seed``, so that every metric's replicates are paired)."""
+    def bootstrap_weights(self, n_boot: int = N_BOOT, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """Bootstrap weights from one resampling of the people (:func:`mifgsm_lib.intervals.cluster_counts`), so that
+        every metric's replicates are paired: ``(images, pairs)``, the labelled images' (n_boot, labelled images),
+        each weighing as often as its person is drawn, and the verification pairs' (n_boot, pairs) by
+        :func:`mifgsm_lib.intervals.pair_weights` (None without pairs)."""
         counts, person = cluster_counts(self.identity, n_boot, seed)
-        return counts[:, person[self.labelled]]
-
-    def pair_weights(self, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray | None:
-        """Bootstrap weights (n_boot, pairs) of the verification pairs from the same draws of the people as
-        :meth:`people_weights` (:func:`mifgsm_lib.intervals.pair_weights`); None without pairs."""
-        if self.pairs is None:
-            return None
-        counts, person = cluster_counts(self.identity, n_boot, seed)
-        return pair_weights(counts, person[self.pairs.left], person[self.pairs.right])
+        pairs = None if self.pairs is None else pair_weights(counts, person[self.pairs.left], person[self.pairs.right])
+        return counts[:, person[self.labelled]], pairs
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -127,10 +121,10 @@ def measure(
       10-fold accuracy, and PIC relative to :data:`REFERENCE` where it is among the sets (NaN where it is
       undefined: clean templates that verify every pair, EER 0, or leak nothing).
 
-    The intervals resample identities, one draw for every metric: settings A and B weigh each image by its
-    person's count, the EER and TAR each pair by its people's (:func:`mifgsm_lib.intervals.pair_weights`); the
-    weights are the same for every set, so that the bootstrap replicates, stored in ``replicates`` by key and metric where it is given, give
-    paired intervals of differences between sets (:func:`paired_difference`).
+    The intervals resample identities, one draw for every metric (:meth:`EvaluationSet.bootstrap_weights`):
+    settings A and B weigh each image by its person's count, the EER and TAR each pair by its people's. The weights
+    are the same for every set, so that the bootstrap replicates, stored in ``replicates`` by key and metric where it
+    is given, give paired intervals of differences between sets (:func:`paired_difference`).
     """
     mask = target.labelled
     y = target.labels[mask]
@@ -144,7 +138,7 @@ def measure(
     for group in by_dim.values():
         privacy.update(setting_b_sweep(group, y, target.identity[mask], folds=folds, grouped=grouped,
                                        seed=seed, n_jobs=n_jobs, progress=False, multiclass=multiclass))
-    people, weights_of_pairs = target.people_weights(n_boot, seed), target.pair_weights(n_boot, seed)
+    people, weights_of_pairs = target.bootstrap_weights(n_boot, seed)
     uniform = np.ones((1, len(y)))
     p = target.pairs
     rows = []
