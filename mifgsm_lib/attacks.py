@@ -52,6 +52,8 @@ MODES = ("float", "uint8")
 RANDOM_READINGS = ("sign", "mask")
 #: The objectives of :class:`MIPGD`.
 PGD_OBJECTIVES = ("vclub", "confusion")
+#: Images per MI gradient: Eq. 7 is a batch statistic, and the paper does not give its batch (our choice).
+MI_BATCH_SIZE = 64
 
 ImageBatch = np.ndarray | torch.Tensor
 

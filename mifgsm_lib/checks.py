@@ -18,6 +18,7 @@ import torch
 
 from mifgsm_lib import paper
 from mifgsm_lib.config import PROFILES
+from mifgsm_lib.evaluation import EvaluationSet
 from mifgsm_lib.intervals import Interval, decide
 from mifgsm_lib.mi import VCLUB
 from mifgsm_lib.verdicts import FINDING_MARGINS
@@ -198,11 +199,14 @@ def attacks(quality: pd.DataFrame, storage: pd.DataFrame, invariance: pd.DataFra
 # --------------------------------------------------------------------------------------------- evaluation settings
 
 
-def evaluation_settings(sweep: pd.DataFrame, modes: pd.DataFrame, findings: pd.DataFrame,
-                        max_eps: float) -> list[Check]:
+def evaluation_settings(sweep: pd.DataFrame, modes: pd.DataFrame, findings: pd.DataFrame, max_eps: float,
+                        target: EvaluationSet, stronger: pd.DataFrame, observations: pd.DataFrame,
+                        seed: int = 0) -> list[Check]:
     """The chapter's statements: the random attack leaves setting B within the clean value's 95 % interval at
     every ε up to ``max_eps`` (it carries no label); uint8 storage below half a grey level leaves setting B exactly
-    at its clean value; each finding's verdict is the one its interval gives."""
+    at its clean value; each finding's and each Fig. 5 observation's verdict is the one its interval gives; the
+    sweep's images (``target``) split into two halves with no person in both, and setting B+ (``stronger``) is
+    measured on the reporting half alone."""
     clean = sweep[sweep["eps"] == 0].iloc[0]
     out = []
     random = sweep[(sweep["method"] == "random") & (sweep["eps"] > 0) & (sweep["eps"] <= max_eps)]
@@ -220,6 +224,19 @@ def evaluation_settings(sweep: pd.DataFrame, modes: pd.DataFrame, findings: pd.D
         expected = decide(Interval(row.slack, row.low, row.high), margin)
         out.append(Check(f"finding {row.finding[:2]} is decided from its interval", row.verdict == expected,
                          f"{row.verdict} with [{row.low:.4g}, {row.high:.4g}]"))
+    for row in observations.itertuples():
+        expected = "not measured" if not np.isfinite(row.slack) else decide(Interval(row.slack, row.low, row.high))
+        out.append(Check(f"{row.finding.split(':')[0]} is decided from its interval", row.verdict == expected,
+                         f"{row.verdict} with [{row.low:.4g}, {row.high:.4g}]"))
+    half = target.halves(seed)
+    labelled = half >= 0
+    sides = pd.Series(half[labelled]).groupby(target.identity[labelled]).nunique()
+    out.append(Check("ε* is chosen on one half of the people and reported on the other: no person is in both",
+                     bool((sides == 1).all()) and set(half[labelled].tolist()) == {0, 1},
+                     f"{int((half == 0).sum())} images choose, {int((half == 1).sum())} report"))
+    out.append(Check("setting B+ is measured on the reporting half alone",
+                     bool((stronger["images"] == int((half == 1).sum())).all()),
+                     f"{sorted(set(stronger['images'].tolist()))} images measured"))
     return out
 
 

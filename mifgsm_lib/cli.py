@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mifgsm_lib import methods
+from mifgsm_lib.attacks import MI_BATCH_SIZE
 from mifgsm_lib.config import MIRROR_ENV, PROFILES, RunConfig
 from mifgsm_lib.faces.models import FACE_MODELS
 
@@ -342,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a one-step attack of mifgsm_lib.methods")
     p.add_argument("--eps", nargs="+", default=["0.015"], help="ε values on the [0,1] pixel scale")
     p.add_argument("--mode", default="float", choices=["float", "uint8"])
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=MI_BATCH_SIZE)
     p.add_argument("--subset", action="store_true", help="only the profile's gender-balanced subset")
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--images-out", default=None, help="also write the perturbed images (PNG) to this folder")

@@ -120,10 +120,11 @@ def eps_grid_sensitive(n_steps: int, max_eps: float = SENSITIVE_MAX_EPS) -> list
     return [round(max_eps * k / n_steps, 12) for k in range(1, int(n_steps) + 1)]
 
 
-def eps_grids(sizes: Mapping[str, Any], fine_max_eps: float = FINE_MAX_EPS) -> dict[str, list[float]]:
+def eps_grids(sizes: Mapping[str, Any], fine_max_eps: float | None = None) -> dict[str, list[float]]:
     """The ε grids of the sweeps, by name: ``default`` (the paper's default range, Fig. 3), ``sensitive`` (the
     profile's ``sensitive_steps`` up to 0.03, Fig. 4; the paper uses 50) and, beyond the paper, ``fine`` (the
-    profile's ``fine_steps`` up to ``fine_max_eps``)."""
+    profile's ``fine_steps`` up to ``fine_max_eps``, None: :data:`FINE_MAX_EPS`)."""
+    fine_max_eps = FINE_MAX_EPS if fine_max_eps is None else fine_max_eps
     if not 0 < check_eps(fine_max_eps, "fine_max_eps") < SENSITIVE_MAX_EPS:
         raise ValueError(f"fine_max_eps={fine_max_eps!r}: expected a level in (0, 0.03), below the sensitive range's "
                          "top")
@@ -132,6 +133,24 @@ def eps_grids(sizes: Mapping[str, Any], fine_max_eps: float = FINE_MAX_EPS) -> d
         "sensitive": eps_grid_sensitive(int(sizes["sensitive_steps"])),
         "fine": eps_grid_sensitive(int(sizes["fine_steps"]), max_eps=fine_max_eps),
     }
+
+
+def eps_grid_storage(n_levels: int = 10) -> list[float]:
+    """The storage check's ε (chapter "Attacks"): ``n_levels`` levels midway between quarter grey levels, 0.125,
+    0.375, ... grey levels, so none falls on a rounding boundary of 8-bit storage (half a grey level)."""
+    if not isinstance(n_levels, (int, np.integer)) or n_levels < 1:
+        raise ValueError(f"n_levels={n_levels!r}: expected a positive integer")
+    return [(k + 0.5) * 0.25 / 255 for k in range(int(n_levels))]
+
+
+#: An ε of the example strip (chapter "Evaluation settings") between ε* and the sensitive range's top.
+STRIP_MIDDLE_EPS = 0.01
+
+
+def eps_strip(eps_star: float, grids: Mapping[str, Sequence[float]]) -> list[float]:
+    """The ε of the example strip of one face: ε*, 0.01, the sensitive range's top and the default range's top
+    (sorted, each once)."""
+    return sorted({float(eps_star), STRIP_MIDDLE_EPS, float(grids["sensitive"][-1]), float(grids["default"][-1])})
 
 
 def union_eps(grids: Mapping[str, Sequence[float]]) -> list[float]:

@@ -656,7 +656,7 @@ def _direction_key(cfg: RunConfig, method: str, batch_size: int, iteration: int 
 
 
 def directions(
-    cfg: RunConfig, method: str, indices: np.ndarray, batch_size: int = 64, iteration: int | None = None,
+    cfg: RunConfig, method: str, indices: np.ndarray, batch_size: int = attacks.MI_BATCH_SIZE, iteration: int | None = None,
     name: str | None = None, over: np.ndarray | None = None, block: int = BLOCK, attribute: str = "gender",
 ) -> np.ndarray:
     """The one-step attack's per-pixel direction (int8, one gradient per image serves every ε) for the images.
@@ -704,7 +704,7 @@ def directions(
 
 def perturbed_templates(
     cfg: RunConfig, method: str, eps_list: Sequence[float], indices: np.ndarray, mode: str = "float",
-    batch_size: int = 64, iteration: int | None = None, name: str | None = None, over: np.ndarray | None = None,
+    batch_size: int = attacks.MI_BATCH_SIZE, iteration: int | None = None, name: str | None = None, over: np.ndarray | None = None,
     attribute: str = "gender", block: int = BLOCK,
 ) -> dict[float, np.ndarray]:
     """Templates of the images attacked by a one-step ``method``, f(x*), for each ε (``mifgsm attack``).
@@ -764,7 +764,7 @@ def perturbed_templates(
 
 def protected_templates(
     cfg: RunConfig, method: str, eps: float, indices: np.ndarray, views: Sequence[str], steps: int = 1,
-    batch_size: int = 64, name: str | None = None, attribute: str = "gender", progress: bool = False,
+    batch_size: int = attacks.MI_BATCH_SIZE, name: str | None = None, attribute: str = "gender", progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Templates of the images ``indices`` protected by ``method`` at ``eps``, in each view of
     :data:`mifgsm_lib.robustness.VIEWS` (cached).
@@ -867,7 +867,7 @@ def kept_components(model: Any, k: int) -> int:
 
 def save_perturbed_images(
     cfg: RunConfig, method: str, eps_list: list[float], indices: np.ndarray, mode: str, out: Path,
-    batch_size: int = 64, name: str | None = None,
+    batch_size: int = attacks.MI_BATCH_SIZE, name: str | None = None,
 ) -> list[Path]:
     """Write the attacked chips as PNG files ``out/eps_<ε>/<image id>.png``.
 

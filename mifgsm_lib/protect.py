@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mifgsm_lib.attacks import ImageBatch, SignAttack, apply_direction, as_float_images, check_mode, image_shape
+from mifgsm_lib.attacks import MI_BATCH_SIZE, ImageBatch, SignAttack, apply_direction, as_float_images, check_mode, image_shape
 from mifgsm_lib.config import resolve_device
 from mifgsm_lib.faces.models import embed
 from mifgsm_lib.mi import stratified_batches
@@ -60,7 +60,7 @@ def directions(
     attack: SignAttack,
     images: ImageBatch,
     y: np.ndarray | torch.Tensor,
-    batch_size: int = 64,
+    batch_size: int = MI_BATCH_SIZE,
     device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool = True,
@@ -148,7 +148,7 @@ def embed_perturbed(
     direction: np.ndarray,
     eps_list: Sequence[float],
     mode: str = "float",
-    batch_size: int = 64,
+    batch_size: int = MI_BATCH_SIZE,
     device: str | torch.device = "cpu",
     progress: bool = True,
     clean: np.ndarray | None = None,
@@ -184,7 +184,7 @@ def embed_protected(
     images: ImageBatch,
     y: np.ndarray | torch.Tensor,
     views: Mapping[Hashable, Callable[[torch.Tensor], torch.Tensor]],
-    batch_size: int = 64,
+    batch_size: int = MI_BATCH_SIZE,
     device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool = True,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mifgsm_lib import attacks, protect
+from mifgsm_lib import attacks, config, protect
 from mifgsm_lib.config import eps_grid_default, eps_grid_sensitive
 from mifgsm_lib.classifiers import MLPGenderClassifier, train_mlp
 from mifgsm_lib.mi import VCLUB, stratified_batches, train_vclub
@@ -235,6 +235,18 @@ def test_eps_grids() -> None:
         eps_grid_sensitive(0)
     with pytest.raises(ValueError, match="max_eps"):
         eps_grid_sensitive(5, max_eps=0.0)
+
+
+def test_the_storage_grid_avoids_the_rounding_boundaries_and_the_strip_takes_each_level_once() -> None:
+    levels = np.array(config.eps_grid_storage()) * 255
+    np.testing.assert_allclose(levels, [0.125, 0.375, 0.625, 0.875, 1.125, 1.375, 1.625, 1.875, 2.125, 2.375])
+    assert not np.any(np.isclose(levels % 1, 0.5))  # no level on half a grey level
+    with pytest.raises(ValueError, match="n_levels"):
+        config.eps_grid_storage(0)
+    grids = config.eps_grids(config.PROFILES["quick"])
+    assert grids == config.eps_grids(config.PROFILES["quick"], config.FINE_MAX_EPS)
+    assert config.eps_strip(0.004, grids) == [0.004, 0.01, 0.03, 0.3]
+    assert config.eps_strip(0.01, grids) == [0.01, 0.03, 0.3]  # ε* = 0.01 appears once
 
 
 @pytest.mark.parametrize("eps", [-0.01, 1.5, float("nan"), "big"])

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mifgsm_lib import checks
+from mifgsm_lib.evaluation import EvaluationSet
 from mifgsm_lib.mi import VCLUB, vclub_from_log_probs
 
 
@@ -108,10 +109,18 @@ def test_evaluation_settings_checks() -> None:
     sweep = pd.DataFrame({"method": ["reference", "random", "random"], "eps": [0.0, 0.01, 0.3],
                           "setting_b": [0.95, 0.94, 0.80], "setting_b_low": [0.93] * 3, "setting_b_high": [0.97] * 3})
     modes = pd.DataFrame({"mode": ["uint8", "uint8"], "eps": [0.001, 0.01], "setting_b": [0.95, 0.9]})
-    assert not failed(checks.evaluation_settings(sweep, modes, _findings("holds", 0.01, 0.02), 0.03))
+    identity = np.repeat(np.arange(40), 3)
+    target = EvaluationSet("toy", np.arange(120), np.repeat(np.arange(40) % 2, 3), identity)
+    reporting = int((target.halves() == 1).sum())
+    stronger = pd.DataFrame({"method": ["reference", "mi-fgsm"], "images": [reporting] * 2})
+    observations = pd.DataFrame({"finding": ["Fig. 5, AgeDB: a", "Fig. 5, LFW: b"], "slack": [0.02, np.nan],
+                                 "low": [0.01, np.nan], "high": [0.03, np.nan], "verdict": ["holds", "not measured"]})
+    args = (0.03, target, stronger, observations)
+    assert not failed(checks.evaluation_settings(sweep, modes, _findings("holds", 0.01, 0.02), *args))
     moved = sweep.assign(setting_b=[0.95, 0.90, 0.80])
+    wrong = (0.03, target, stronger.assign(images=len(target)), observations.assign(verdict=["holds", "holds"]))
     assert len(failed(checks.evaluation_settings(moved, modes.assign(setting_b=[0.94, 0.9]),
-                                                 _findings("holds", -0.01, 0.02), 0.03))) == 2 + 4
+                                                 _findings("holds", -0.01, 0.02), *wrong))) == 2 + 4 + 2
 
 
 def test_closed_form_checks() -> None:

@@ -172,7 +172,7 @@ def test_shift_says_from_which_eps_an_attack_moves_templates_beyond_a_same_perso
 def _gradient_inputs(worst: float, two_class: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     names = ["lfw gender", "utkface age_group", "utkface race"]
     check = pd.DataFrame({"relative error": [worst / 10, worst, worst / 100]}, index=pd.Index(names, name="estimator"))
-    signs = pd.DataFrame({"classes": [2, 3, 5], "sign change, batch 64 vs whole": [two_class, 0.05, 0.1]},
+    signs = pd.DataFrame({"classes": [2, 3, 5], beyond.SIGN_CHANGE: [two_class, 0.05, 0.1]},
                          index=pd.Index(names, name="estimator"))
     return check, signs
 
@@ -204,10 +204,11 @@ def test_gradient_check_says_whether_the_two_class_sign_ignores_the_batch(two_cl
     (2e-4, "(2.0e-04). That is more than rounding would explain.", "floating-point noise"),
 ])
 def test_pixel_signs_call_a_small_change_rounding_noise(changed: float, expected: str, absent: str) -> None:
-    pixels = {"images": 100, "changed_pixels": 12, "pixels": 1_000_000, "changed": changed, "zero_share": 0.1}
+    pixels = {"images": 100, "batch_size": 64, "changed_pixels": 12, "pixels": 1_000_000, "changed": changed, "zero_share": 0.1}
     text = beyond.describe_pixel_signs(pixels)
     assert "12 of 1,000,000 pixel signs change" in text and expected in text and absent not in text
     assert "A share of 10.0% of the pixels get a zero gradient" in text
+    assert text.startswith("Between batches of 64 and one batch of all 100 images")
 
 
 def _frontier(pgd: dict[str, tuple[float, float]]) -> pd.DataFrame:
@@ -489,37 +490,16 @@ def test_storage_says_whether_setting_b_below_half_a_grey_level_equals_clean(uin
     assert settings_study.describe_storage(pd.DataFrame(rows), 0.9) == expected
 
 
-def _mixing(curves: dict[tuple[str, float], list[float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"method": m, "eps": e, "clean_fraction": f, "setting_b": b}
-                         for (m, e), values in curves.items() for f, b in zip([0.0, 0.25, 0.5], values)])
-
-
-AT_STAR = {("mi-fgsm", 0.004): [0.80, 0.85, 0.88], ("mi-fgsm-mlp", 0.006): [0.82, 0.86, 0.90]}
-
-
-@pytest.mark.parametrize(("top_curves", "expected"), [
-    ([[0.95, 0.92, 0.93], [0.96, 0.94, 0.95]], "lowers setting B for both MI attacks, as the paper found on AgeDB."),
-    ([[0.95, 0.92, 0.93], [0.90, 0.92, 0.95]], "does not lower setting B for every MI attack, unlike the paper"),
-])
-def test_mixing_says_whether_clean_templates_lower_setting_b_at_the_largest_eps(top_curves: list[list[float]],
-                                                                               expected: str) -> None:
-    curves = {**AT_STAR, ("mi-fgsm", 0.1): top_curves[0], ("mi-fgsm-mlp", 0.1): top_curves[1]}
-    text = settings_study.describe_mixing(_mixing(curves), 0.9, 0.1)
-    assert "At ε = 0.1, mixing in clean templates " + expected in text
-
-
-@pytest.mark.parametrize(("at_star", "top", "lowest", "holds"), [
-    (AT_STAR, [0.95, 0.92, 0.93], "80.0% (MI-FGSM, ε = 0.004, 0.0% clean), against 80.0%", True),
-    ({**AT_STAR, ("mi-fgsm", 0.004): [0.85, 0.79, 0.88]}, [0.95, 0.92, 0.93],
-     "79.0% (MI-FGSM, ε = 0.004, 25.0% clean), against 82.0%", False),
-    (AT_STAR, [0.70, 0.92, 0.93], "70.0% (MI-FGSM, ε = 0.1, 0.0% clean), against 80.0%", False),
-])
-def test_mixing_says_whether_the_attacked_set_at_eps_star_is_the_most_private(
-        at_star: dict[tuple[str, float], list[float]], top: list[float], lowest: str, holds: bool) -> None:
-    curves = {**at_star, ("mi-fgsm", 0.1): top, ("mi-fgsm-mlp", 0.1): [0.96, 0.94, 0.95]}
-    text = settings_study.describe_mixing(_mixing(curves), 0.9, 0.1)
-    assert f"Here the lowest setting B is {lowest} for the best attacked set at ε*" in text
-    assert text.endswith("that observation holds here." if holds else "that observation does not hold here.")
+def test_mixing_gives_each_curves_lowest_point_with_its_interval_then_the_observations() -> None:
+    mixing = pd.DataFrame([{"method": "mi-fgsm", "eps": 0.004, "clean_fraction": f, "setting_b": b,
+                            "setting_b_low": b - 0.02, "setting_b_high": b + 0.03}
+                           for f, b in [(0.0, 0.80), (0.5, 0.78), (1.0, 0.90)]])
+    observations = pd.DataFrame([{"finding": "Fig. 5, LFW: x", "verdict": "undecided at this size", "slack": -0.02,
+                                  "low": -0.05, "high": 0.01, "measured": "m", "paper": "p"}])
+    text = settings_study.describe_mixing(mixing, 0.9, observations)
+    assert text.startswith("Lowest setting B per curve: MI-FGSM at ε = 0.004: 78.0% [76.0%, 81.0%] with 50.0% clean "
+                           "(all attacked: 80.0%). All clean: 90.0%.")
+    assert "**Fig. 5, LFW: x**: *undecided at this size* (slack -0.02, 95 % interval [-0.05, +0.01])" in text
 
 
 # ---------------------------------------------------------------------------------------- the chapter "Templates"
@@ -663,3 +643,19 @@ def test_pic_says_whether_mi_fgsm_has_the_best_trade_off(mi_fgsm: float, best: b
                            "IVE and 0.100 for Multi-IVE.")
     assert text.endswith("MI-FGSM has the best trade-off by PIC." if best
                          else "By PIC, MI-FGSM does not have the best trade-off.")
+
+
+@pytest.mark.parametrize(("ive", "multi", "expected"), [
+    ((0.01, 0.05), (0.02, 0.2), "MI-FGSM has the best trade-off by PIC."),
+    ((-0.01, 0.05), (0.02, 0.2), "Whether MI-FGSM has the best trade-off by PIC is undecided at this size."),
+    ((-0.01, 0.05), (-0.2, -0.02), "By PIC, MI-FGSM does not have the best trade-off."),
+])
+def test_pic_is_decided_from_the_paired_intervals(ive: tuple[float, float], multi: tuple[float, float],
+                                                  expected: str) -> None:
+    table = pd.DataFrame({"pic": [0.30, 0.25, 0.10]}, index=["MI-FGSM", "IVE", "Multi-IVE"])
+    differences = {"PIC MI-FGSM - IVE": Interval(0.05, *ive), "PIC MI-FGSM - Multi-IVE": Interval(0.2, *multi),
+                   "EER IVE - MI-FGSM": Interval(0.0, -1.0, 1.0)}
+    text = tradeoff.describe_pic(table, differences)
+    assert expected in text
+    assert text.endswith(f"Paired 95 % intervals: PIC MI-FGSM - IVE +0.050 [{ive[0]:+.3f}, {ive[1]:+.3f}]; "
+                         f"PIC MI-FGSM - Multi-IVE +0.200 [{multi[0]:+.3f}, {multi[1]:+.3f}].")

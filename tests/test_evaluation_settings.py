@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mifgsm_lib import config, evaluation, mi, pipeline, privacy, verdicts
+from mifgsm_lib import config, evaluation, intervals, mi, pipeline, privacy, verdicts
 from mifgsm_lib.studies import attacks as attacks_study
 from mifgsm_lib.studies import evaluation_settings as study
 from mifgsm_lib.config import RunConfig
@@ -206,6 +206,16 @@ def test_attack_sweep_clean_row_is_setting_a_and_b_on_clean_templates(small_run)
     assert (sweep["iteration"] == 40).all() and (sweep["batch_size"] == 16).all()
 
 
+def test_the_stronger_adversary_chooses_on_one_half_of_the_people_and_measures_on_the_other(small_run):
+    cfg, indices, sweep = small_run
+    table = study.stronger_adversary(cfg, sweep, train_dataset=cfg.dataset).set_index("method")
+    half = pipeline.evaluation_set(cfg, indices=indices).halves(cfg.seed)
+    assert (table["images"] == int((half == 1).sum())).all() and 0 < (half == 1).sum() < len(indices)
+    chosen = privacy.eps_star(study.chosen_on(sweep[sweep["eps"] <= config.SENSITIVE_MAX_EPS], "choose"))
+    assert table.loc["mi-fgsm", "value"] == chosen["mi-fgsm"]
+    assert table.loc["reference", "gain_b"] == 0.0
+
+
 def test_fig2_reuses_the_final_checkpoint_and_computes_the_others(small_run):
     cfg, indices, sweep = small_run
     fig2 = study.estimator_iterations_sweep(cfg, [0.002], indices, batch_size=16, final=sweep)
@@ -217,8 +227,12 @@ def test_fig2_reuses_the_final_checkpoint_and_computes_the_others(small_run):
 
 def test_mixing_ends_are_the_clean_and_attacked_sweep_values(small_run):
     cfg, indices, sweep = small_run
-    curve = study.mixing_curve(cfg, "mi-fgsm", 0.3, indices, batch_size=16, grid=[0.002, 0.3])
+    replicates = {}
+    curve = study.mixing_curve(cfg, "mi-fgsm", 0.3, indices, batch_size=16, grid=[0.002, 0.3], replicates=replicates)
     ends = curve.set_index("clean_fraction")["setting_b"]
+    assert ((curve["setting_b_low"] <= curve["setting_b"]) & (curve["setting_b"] <= curve["setting_b_high"])).all()
+    assert sorted(replicates) == [("mi-fgsm", 0.3, f) for f in curve["clean_fraction"]]
+    assert all(r.shape == (intervals.N_BOOT,) for r in replicates.values())
     mi = sweep[sweep["method"] == "mi-fgsm"].set_index("eps")["setting_b"]
     assert ends[1.0] == pytest.approx(mi[0.0], abs=1e-12) and ends[0.0] == pytest.approx(mi[0.3], abs=1e-12)
     with pytest.raises(ValueError, match="grid"):
@@ -238,14 +252,14 @@ def test_tsne_panels_show_the_same_images_at_each_eps(small_run):
 def test_describe_adversary_says_survives_only_where_the_whole_interval_of_the_gain_is_above_zero() -> None:
     rows = pd.DataFrame([
         {"method": "reference", "parameter": "", "value": 0.0, "setting_b": 0.9, "setting_b_plus": 0.93,
-         "setting_b_plus_low": 0.91, "setting_b_plus_high": 0.95},
+         "setting_b_plus_low": 0.91, "setting_b_plus_high": 0.95, "images": 1000},
         {"method": "mi-fgsm", "parameter": "eps", "value": 0.002, "gain_b": 0.05, "gain_b_low": 0.03,
          "gain_b_high": 0.07, "gain_b_plus": 0.02, "gain_b_plus_low": 0.005, "gain_b_plus_high": 0.04},
         {"method": "fgsm", "parameter": "eps", "value": 0.004, "gain_b": 0.04, "gain_b_low": 0.02,
          "gain_b_high": 0.06, "gain_b_plus": 0.01, "gain_b_plus_low": -0.01, "gain_b_plus_high": 0.03},
     ])
     lines = study.describe_adversary(rows).splitlines()
-    assert lines[0].startswith("* clean templates: setting B 90.0%, setting B+ 93.0% [91.0%, 95.0%]")
+    assert lines[0] == "* clean templates: setting B 90.0%, setting B+ 93.0% [91.0%, 95.0%], on the 1,000 images of half B."
     assert "MI-FGSM" in lines[1] and lines[1].endswith("its privacy survives against the stronger adversary.")
     assert "FGSM" in lines[2] and "is not shown to survive" in lines[2]
 
@@ -270,3 +284,48 @@ def test_the_explorer_of_a_real_sweep_shows_its_numbers_and_redraws(small_run, m
     controls.children[1].value = "uint8"
     assert drawn[-2:] == [("mi-fgsm", 0.3, "float"), ("mi-fgsm", 0.3, "uint8")]
     assert explorer_figures.frame_count(explorer_figures.animation_html(face)) == 2
+
+
+# ------------------------------------------------------------------------- ε* chosen on one half, read on the other
+
+
+def _halved_sweep() -> pd.DataFrame:
+    """MI-FGSM and FGSM over three ε; on half A (choose) MI-FGSM looks best at 0.002, on half B (report) at 0.003."""
+    rows = []
+    for method, values in {"mi-fgsm": {0.001: (0.80, 0.75), 0.002: (0.55, 0.70), 0.003: (0.60, 0.58)},
+                           "fgsm": {0.001: (0.85, 0.86), 0.002: (0.80, 0.81), 0.003: (0.90, 0.90)}}.items():
+        rows.append({"method": method, "eps": 0.0, "setting_b": 0.9, "setting_b_choose": 0.9, "setting_b_report": 0.9,
+                     "setting_b_report_low": 0.88, "setting_b_report_high": 0.92})
+        for eps, (choose, report) in values.items():
+            rows.append({"method": method, "eps": eps, "setting_b": (choose + report) / 2, "setting_b_choose": choose,
+                         "setting_b_report": report, "setting_b_report_low": report - 0.02,
+                         "setting_b_report_high": report + 0.02})
+    return pd.DataFrame(rows)
+
+
+def test_eps_star_is_chosen_on_one_half_and_reported_on_the_other():
+    table = study.held_out_eps_star(_halved_sweep(), [0.001, 0.002, 0.003])
+    mi = table.loc["mi-fgsm"]
+    assert mi["ε* chosen on half A"] == 0.002 and mi["setting B on half B"] == pytest.approx(0.70)
+    assert mi["ε* chosen on half B"] == 0.003 and mi["setting B on half B there"] == pytest.approx(0.58)
+    assert mi["selection effect"] == pytest.approx(-0.12)
+    assert table.loc["fgsm", "selection effect"] == pytest.approx(0.0)  # both halves pick 0.002
+    text = study.describe_held_out_eps_star(table)
+    assert "MI-FGSM ε* = 0.002, setting B 70.0% [68.0%, 72.0%]" in text
+    assert text.endswith("flatters 1 of 2 attacks, by up to 12.0 points.")
+
+
+def test_finding_one_chosen_on_one_half_is_read_on_the_other():
+    sweep = _halved_sweep()
+    sweep = pd.concat([sweep, sweep[sweep["method"] == "mi-fgsm"].assign(method="mi-fgsm-mlp")], ignore_index=True)
+    sweep["setting_a"] = 0.5
+    held = verdicts.paper_findings(sweep, default_range=[0.003], held_out=True)
+    same = verdicts.paper_findings(sweep, default_range=[0.003])
+    # held out: MI ε* 0.002 read 0.70 on half B, FGSM ε* 0.002 read 0.81: slack 0.11
+    assert held.loc[0, "slack"] == pytest.approx(0.11) and "chosen on half A" in held.loc[0, "measured"]
+    # the paper's way: ε* on the mean of the halves (MI: 0.003, 0.59; FGSM: 0.002, 0.805)
+    assert same.loc[0, "slack"] == pytest.approx(0.215)
+    text = study.describe_choice(held.assign(low=0.05, high=0.2), same.assign(low=0.1, high=0.3))
+    assert text == ("Finding 1 picks a minimum: with ε* chosen on half A of the people and setting B read on half B it "
+                    "*holds* (slack +0.11 [+0.05, +0.2]); chosen and read on the same images, the paper's way, it "
+                    "*holds* (slack +0.215 [+0.1, +0.3]).")

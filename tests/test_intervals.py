@@ -174,3 +174,53 @@ def test_a_proportions_interval_stays_in_its_range() -> None:
     d, same, left, right = _pairs_of_people(np.random.default_rng(5), people=100, per=6, spread=0.3)
     for interval in verification.rate_intervals(d, same, n_boot=200, people=(left, right)).values():
         assert 0.0 <= interval.low <= interval.high <= 1.0
+
+
+def _toy_target(people: int = 60, per: int = 4, seed: int = 0) -> tuple[evaluation.EvaluationSet, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    identity = np.repeat(np.arange(people), per)
+    gender = np.repeat(np.arange(people) % 2, per)
+    z = rng.normal(size=(people, 8))[identity] + rng.normal(scale=0.9, size=(people * per, 8))
+    z[:, 0] += 1.5 * (gender - 0.5)
+    return evaluation.EvaluationSet("toy", np.arange(len(z)), gender, identity), z
+
+
+def test_halves_keep_people_whole_split_each_class_and_leave_out_the_unlabelled() -> None:
+    target, _ = _toy_target()
+    labels = target.labels.copy()
+    labels[:4] = -1  # the first person's images have no label
+    target = evaluation.EvaluationSet("toy", target.indices, labels, target.identity)
+    half = target.halves(seed=3)
+    assert (half[:4] == -1).all() and set(half[4:]) == {0, 1}
+    for person in np.unique(target.identity[4:]):
+        assert len(set(half[target.identity == person])) == 1  # a person is in one half
+    for cls in (0, 1):
+        counts = np.bincount(half[labels == cls], minlength=2)
+        assert abs(counts[0] - counts[1]) <= 4  # each class split evenly, to one person
+    np.testing.assert_array_equal(half, target.halves(seed=3))  # seeded
+    report, rows = target.half(1, seed=3)
+    np.testing.assert_array_equal(report.indices, target.indices[half == 1])
+    assert report.pairs is None and len(rows) == int((half == 1).sum())
+    with pytest.raises(ValueError, match="part=2"):
+        target.half(2)
+
+
+def test_setting_b_on_each_half_reads_the_same_out_of_fold_predictions() -> None:
+    from sklearn.metrics import balanced_accuracy_score
+
+    from mifgsm_lib.evaluation.settings import setting_b_sweep
+
+    target, z = _toy_target()
+    sets = {evaluation.REFERENCE: z}
+    replicates: dict = {}
+    frame = evaluation.measure(sets, target, n_jobs=1, n_boot=200, replicates=replicates, halves=True)
+    result = setting_b_sweep({"z": z}, target.labels, target.identity, n_jobs=1, progress=False)["z"]
+    half = target.halves()
+    for part, column in enumerate(("setting_b_choose", "setting_b_report")):
+        inside = half == part
+        expected = np.mean([balanced_accuracy_score(target.labels[inside], pred[inside])
+                            for pred in result.predictions.values()])
+        assert frame.loc[0, column] == pytest.approx(expected)
+        assert replicates[evaluation.REFERENCE][column].shape == (200,)
+    assert frame.loc[0, "setting_b_report_low"] <= frame.loc[0, "setting_b_report"] <= frame.loc[0, "setting_b_report_high"]
+    assert "setting_b_choose" not in evaluation.measure(sets, target, n_jobs=1, n_boot=20)  # only when asked

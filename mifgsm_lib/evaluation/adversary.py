@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mifgsm_lib.evaluation.measure import EvaluationSet, SetKey
 from mifgsm_lib.evaluation.settings import SettingBResult, fold_splits, setting_b_sweep
-from mifgsm_lib.intervals import N_BOOT, PROPORTION, basic_interval
+from mifgsm_lib.intervals import N_BOOT
 
 #: Setting B+'s classifiers, by name, in the order tables show them.
 STRONGER_CLASSIFIERS = ("mlp", "boosted_trees", "knn")
@@ -106,8 +106,7 @@ def measure_plus(sets: Mapping[SetKey, np.ndarray], target: EvaluationSet, folds
         reps = result.replicates(people)
         if replicates is not None:
             replicates.setdefault(key, {})["setting_b_plus"] = reps
-        interval = basic_interval(result.mean, reps, float(result.replicates(np.ones((1, result.n_samples)))[0]),
-                                  bounds=PROPORTION)
+        interval = result.interval(people, reps)
         rows.append({**key._asdict(), "setting_b_plus": result.mean, "setting_b_plus_low": interval.low,
                      "setting_b_plus_high": interval.high,
                      **{f"B+_{c}": v for c, v in result.balanced_accuracy.items() if c != "mean"}})

@@ -12,7 +12,13 @@ import pandas as pd
 
 from mifgsm_lib import verification
 from mifgsm_lib.data.pairs import Pairs
-from mifgsm_lib.evaluation.settings import CLASSIFIERS, SettingBResult, setting_a_predictions, setting_b_sweep
+from mifgsm_lib.evaluation.settings import (
+    CLASSIFIERS,
+    SettingBResult,
+    fold_splits,
+    setting_a_predictions,
+    setting_b_sweep,
+)
 from mifgsm_lib.intervals import (
     N_BOOT,
     PROPORTION,
@@ -71,6 +77,26 @@ class EvaluationSet:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def halves(self, seed: int = 0) -> np.ndarray:
+        """Two disjoint halves of the labelled images, for choosing a parameter on one (0) and reporting on the
+        other (1): each person's images in one half, each class split evenly (the first split of 2-fold
+        :func:`~mifgsm_lib.evaluation.settings.fold_splits`, seeded); -1 for the unlabelled images."""
+        mask = self.labelled
+        choose, _ = fold_splits(self.labels[mask], self.identity[mask], folds=2, seed=seed)[0]
+        half = np.ones(int(mask.sum()), dtype=np.int64)
+        half[choose] = 0
+        out = np.full(len(self), -1, dtype=np.int64)
+        out[mask] = half
+        return out
+
+    def half(self, part: int, seed: int = 0) -> tuple[EvaluationSet, np.ndarray]:
+        """The images of one of :meth:`halves` (0: where a parameter is chosen, 1: where it is reported), without
+        pairs, and their rows in this set."""
+        if part not in (0, 1):
+            raise ValueError(f"part={part!r}: expected 0 (the half that chooses) or 1 (the half that reports)")
+        rows = np.flatnonzero(self.halves(seed) == part)
+        return EvaluationSet(self.dataset, self.indices[rows], self.labels[rows], self.identity[rows]), rows
+
     def split_by_folds(self) -> tuple[EvaluationSet, EvaluationSet, np.ndarray, np.ndarray]:
         """Two disjoint halves for choosing a method's parameter on one and reporting on the other: the images of
         the pairs of the first half of the pairs' folds, and those of the second half (LFW's folds hold disjoint
@@ -110,6 +136,7 @@ def measure(
     multiclass: bool = False,
     n_boot: int = N_BOOT,
     replicates: dict[SetKey, dict[str, np.ndarray]] | None = None,
+    halves: bool = False,
 ) -> pd.DataFrame:
     """Every protected set of ``target``'s images, measured: one row per set, the columns of its key, ``dims`` and
     :data:`METRICS`, each with its 95 % interval (``<metric>_low``, ``<metric>_high``, :mod:`mifgsm_lib.intervals`).
@@ -120,6 +147,11 @@ def measure(
     - with ``target.pairs``: verification (:func:`mifgsm_lib.verification.verify`): EER, TAR at FAR = 0.1 % and the
       10-fold accuracy, and PIC relative to :data:`REFERENCE` where it is among the sets (NaN where it is
       undefined: clean templates that verify every pair, EER 0, or leak nothing).
+
+    With ``halves``, setting B is also read on each of two disjoint halves of the people
+    (:meth:`EvaluationSet.halves`): ``setting_b_choose`` and ``setting_b_report``, the balanced accuracy of the same
+    out-of-fold predictions on each half's images, so that a parameter chosen on one half (ε*, a matched step) is
+    reported on images that did not choose it, at no extra fit; ``setting_b_report`` has its interval.
 
     The intervals resample identities, one draw for every metric (:meth:`EvaluationSet.bootstrap_weights`):
     settings A and B weigh each image by its person's count, the EER and TAR each pair by its people's. The weights
@@ -139,7 +171,7 @@ def measure(
         privacy.update(setting_b_sweep(group, y, target.identity[mask], folds=folds, grouped=grouped,
                                        seed=seed, n_jobs=n_jobs, progress=False, multiclass=multiclass))
     people, weights_of_pairs = target.bootstrap_weights(n_boot, seed)
-    uniform = np.ones((1, len(y)))
+    half = target.halves(seed)[mask] if halves else None
     p = target.pairs
     rows = []
     replicates = {} if replicates is None else replicates
@@ -147,14 +179,20 @@ def measure(
         b = privacy[key]
         reps = {"setting_b": b.replicates(people)}
         row: dict[str, Any] = {**key._asdict(), "dims": z.shape[1]}
-        intervals = {"setting_b": basic_interval(b.mean, reps["setting_b"], float(b.replicates(uniform)[0]),
-                                                bounds=PROPORTION)}
+        intervals = {"setting_b": b.interval(people, reps["setting_b"])}
         if classifier is not None:
             correct = (setting_a_predictions(classifier, z[mask]) == y).astype(np.float64)
             row["setting_a"] = float(correct.mean())
             reps["setting_a"] = weighted_accuracy(correct, people)
             intervals["setting_a"] = basic_interval(row["setting_a"], reps["setting_a"], bounds=PROPORTION)
         row["setting_b"] = b.mean
+        if half is not None:
+            for part, name in enumerate(("setting_b_choose", "setting_b_report")):
+                inside = (half == part).astype(np.float64)
+                row[name] = float(b.replicates(inside[None, :])[0])
+                reps[name] = b.replicates(people * inside)
+            intervals["setting_b_report"] = basic_interval(row["setting_b_report"], reps["setting_b_report"],
+                                                           bounds=PROPORTION)
         row.update({f"B_{c}": score for c, score in b.balanced_accuracy.items() if c != "mean"})
         if p is not None:
             v = verification.verify(z, p.left, p.right, p.same, p.fold)
@@ -199,4 +237,6 @@ def paired_difference(frame: pd.DataFrame, replicates: Mapping[SetKey, Mapping[s
         if key not in row or key not in replicates:
             raise ValueError(f"frame: no measured row of {key}; it has {keys}")
     estimate = float(frame[metric].iloc[row[first]] - frame[metric].iloc[row[second]])
-    return basic_interval(estimate, replicates[first][metric] - replicates[second][metric])
+    with np.errstate(invalid="ignore"):  # PIC's replicates are infinite where a draw's clean EER is 0
+        differences = replicates[first][metric] - replicates[second][metric]
+    return basic_interval(estimate, differences)

@@ -168,11 +168,13 @@ class SettingBResult:
         return np.mean([weighted_balanced_accuracy(self.labels, pred, weights) for pred in self.predictions.values()],
                        axis=0)
 
-    def interval(self, weights: np.ndarray) -> Interval:
+    def interval(self, weights: np.ndarray, replicates: np.ndarray | None = None) -> Interval:
         """The 95 % interval of :attr:`mean` from bootstrap ``weights`` (resampled identities, see
-        :func:`mifgsm_lib.intervals.cluster_weights`)."""
+        :func:`mifgsm_lib.intervals.cluster_weights`), or from their ``replicates`` (:meth:`replicates`) where
+        already computed."""
         full_sample = float(self.replicates(np.ones((1, self.n_samples)))[0])
-        return basic_interval(self.mean, self.replicates(weights), full_sample, bounds=PROPORTION)
+        reps = self.replicates(weights) if replicates is None else replicates
+        return basic_interval(self.mean, reps, full_sample, bounds=PROPORTION)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""

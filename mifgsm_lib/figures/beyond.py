@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from mifgsm_lib import methods
 from mifgsm_lib.data import ATTRIBUTES
+from mifgsm_lib.figures.evaluation import error_bars
 from mifgsm_lib.verdicts import TARGET
 
 
@@ -39,7 +40,8 @@ def plot_margins(margins: Mapping[str, np.ndarray], gender: np.ndarray, bins: in
 
 def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame, baselines: pd.DataFrame | None = None) -> Figure:
     """Setting B against EER: one-step MI-FGSM over ε (float, line) and every protection at its budgets (filled:
-    8-bit photos, hollow: float images); the target region of :data:`mifgsm_lib.verdicts.TARGET` is shaded.
+    8-bit photos, hollow: float images, faint bars: 95 % intervals); the target region of
+    :data:`mifgsm_lib.verdicts.TARGET` is shaded.
     ``baselines``: the trade-off chapter's frontier (:func:`mifgsm_lib.studies.tradeoff.run`), whose IVE and
     Multi-IVE curves are drawn over their steps."""
     fig, ax = plt.subplots(figsize=(8, 5.2), constrained_layout=True)
@@ -63,6 +65,7 @@ def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame, baselines: pd.Dat
         colour, marker = methods.get(method).style
         for mode, part in rows.groupby("mode"):
             filled = mode == "uint8"
+            error_bars(ax, part, "setting_b", "eer", colour)
             ax.scatter(100 * part["setting_b"], 100 * part["eer"], s=140 if method == "reference" else 60,
                        marker=marker, color=colour if filled else "none", edgecolors=colour, linewidths=1.4,
                        label=(methods.label(method) if method == "reference" else f"{methods.label(method)}, {mode}")
@@ -87,7 +90,7 @@ def plot_frontier(frontier: pd.DataFrame, curve: pd.DataFrame, baselines: pd.Dat
 
 def plot_robustness(robust: pd.DataFrame) -> Figure:
     """Setting B (top) and EER (bottom) of each protection after each processing, beside the clean images; a
-    method's smaller budgets are hatched."""
+    method's smaller budgets are hatched; black bars: 95 % intervals, where the table has them."""
     transforms = list(dict.fromkeys(robust["transform"]))
     protections = list(dict.fromkeys(zip(robust["method"], robust["grey_levels"])))
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, constrained_layout=True)
@@ -100,8 +103,10 @@ def plot_robustness(robust: pd.DataFrame) -> Figure:
         label = methods.label(method) + ("" if method == "reference" else f", {grey:g} grey")
         hatch = None if grey == top[method] else "//"  # a method's smaller budgets are hatched
         for ax, metric in zip(axes, ("setting_b", "eer")):
-            ax.bar(x, 100 * part.reindex(transforms)[metric], width, color=colour, alpha=0.75, label=label,
-                   hatch=hatch, edgecolor="white")
+            shown = part.reindex(transforms)
+            ax.bar(x, 100 * shown[metric], width, color=colour, alpha=0.75, label=label, hatch=hatch,
+                   edgecolor="white")
+            error_bars(ax, shown, x, metric, "black")
     axes[0].set_ylabel("gender, setting B (%)")
     low = 100 * robust["setting_b"].min()
     axes[0].set_ylim(max(0, low - 5), 100)
@@ -116,7 +121,8 @@ def plot_robustness(robust: pd.DataFrame) -> Figure:
 
 def plot_leakage(leakage: pd.DataFrame) -> Figure:
     """Setting B of each attribute (panels) on clean templates and on templates protected against each attribute
-    (colour) by each method and budget (bars, labelled); the dotted line is chance (1/K)."""
+    (colour) by each method and budget (bars, labelled, with their 95 % intervals where the table has them); the
+    dotted line is chance (1/K)."""
     measured = list(dict.fromkeys(leakage["measured"]))
     fig, axes = plt.subplots(1, len(measured), figsize=(4.6 * len(measured), 4.0), sharey=True,
                              constrained_layout=True)
@@ -130,6 +136,7 @@ def plot_leakage(leakage: pd.DataFrame) -> Figure:
                    hatch="//" if methods.get(row.method).kind == "iterative" else None, edgecolor="white")
         labels = ["clean" if p == "none" else f"{p}\n{m}, {g:g}" for p, m, g in
                   zip(part["protected"], part["method"], part["grey_levels"])]
+        error_bars(ax, part, np.arange(len(part)), "setting_b", "black")
         ax.axhline(100 * part["chance"].iloc[0], color="grey", linestyle=":", label="chance (1/K)")
         ax.axhline(100 * part.loc[part["protected"] == "none", "setting_b"].iloc[0], color="black", linewidth=0.8,
                    linestyle="--", label="clean")

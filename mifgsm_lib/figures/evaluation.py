@@ -36,11 +36,33 @@ def band(ax: plt.Axes, part: pd.DataFrame, metric: str, colour: str, scale: floa
                         alpha=0.18, lw=0)
 
 
+def error_bars(ax: plt.Axes, rows: pd.DataFrame, x: str | np.ndarray, y: str, colour: str,
+               scale: float = 100.0) -> None:
+    """The 95 % intervals of the points (``x``, ``y``) of ``rows`` as faint error bars, in each direction whose
+    interval the table has (columns ``<metric>_low``, ``<metric>_high``); ``x`` is a metric or the points'
+    positions (bars)."""
+
+    def spread(metric: str) -> np.ndarray | None:
+        if f"{metric}_low" not in rows:
+            return None
+        low, high = rows[f"{metric}_low"].to_numpy(float), rows[f"{metric}_high"].to_numpy(float)
+        value = rows[metric].to_numpy(float)
+        return scale * np.nan_to_num(np.vstack([value - low, high - value]), nan=0.0).clip(min=0.0)
+
+    positions, xerr = (scale * rows[x], spread(x)) if isinstance(x, str) else (x, None)
+    yerr = spread(y)
+    if xerr is not None or yerr is not None:
+        ax.errorbar(positions, scale * rows[y], xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, alpha=0.35,
+                    elinewidth=0.8, capsize=0, zorder=1)
+
+
 def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", log_eps: bool = False) -> Figure:
     """Settings A (left) and B (right) against ε, one line per value of ``hue`` (Figs. 2-4).
 
     The clean accuracy of each setting (the ε = 0 rows) is the dotted line, chance the thin grey one; where the
-    sweep has intervals (``<setting>_low``, ``<setting>_high``), each line carries its 95 % band.
+    sweep has intervals (``<setting>_low``, ``<setting>_high``), each line carries its 95 % band; where it has
+    setting B's plain accuracy (``setting_b_plain``, the paper's kind in Figs. 2-4), it is the dashed line of the
+    same colour.
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     clean = sweep[sweep["eps"] == 0]
@@ -51,6 +73,8 @@ def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", log
             colour = style_of(str(value))[0] if hue == "method" else None
             line, = ax.plot(part["eps"], part[setting], "o-", ms=3.5, color=colour, label=_hue_label(hue, value))
             band(ax, part, setting, line.get_color())
+            if setting == "setting_b" and "setting_b_plain" in part:
+                ax.plot(part["eps"], part["setting_b_plain"], "--", lw=0.9, color=line.get_color(), alpha=0.7)
         ax.axhline(float(clean[setting].iloc[0]), color="k", ls=":", lw=1, label="clean")
         ax.axhline(0.5, color="grey", lw=0.6)
         ax.set(xlabel="ε ([0, 1] pixel scale" + (", log)" if log_eps else ")"), title=SETTINGS[setting])
@@ -58,6 +82,8 @@ def plot_settings(sweep: pd.DataFrame, hue: str = "method", title: str = "", log
             eps_log_axis(ax)
     axes[0].set_ylabel("accuracy (B: mean balanced accuracy)")
     axes[0].set_ylim(0, 1.02)
+    if "setting_b_plain" in attacked:
+        axes[1].plot([], [], "--", lw=0.9, color="grey", label="plain accuracy (the paper's kind)")
     axes[1].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -80,11 +106,16 @@ def plot_folds(grouped: pd.DataFrame, stratified: pd.DataFrame, title: str = "")
 
 
 def plot_mixing(curves: pd.DataFrame, title: str = "") -> Figure:
-    """Fig. 5: setting B against the fraction of clean templates, one line per (attack, ε)."""
+    """Fig. 5: setting B against the fraction of clean templates, one line per (attack, ε), shaded: its 95 %
+    interval where the curves carry one."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for (method, eps), part in curves.groupby(["method", "eps"], sort=False):
         part = part.sort_values("clean_fraction")
-        ax.plot(100 * part["clean_fraction"], part["setting_b"], "o-", ms=3.5, label=f"{label(method)}, ε = {eps:.4g}")
+        line, = ax.plot(100 * part["clean_fraction"], part["setting_b"], "o-", ms=3.5,
+                        label=f"{label(method)}, ε = {eps:.4g}")
+        if "setting_b_low" in part:
+            ax.fill_between(100 * part["clean_fraction"], part["setting_b_low"], part["setting_b_high"],
+                            color=line.get_color(), alpha=0.12, lw=0)
     ax.axhline(0.5, color="grey", lw=0.6)
     ax.set(xlabel="clean templates in the set (%)", ylabel="setting B (mean balanced accuracy)", title=title)
     ax.legend(fontsize=8)

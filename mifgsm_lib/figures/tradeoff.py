@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from mifgsm_lib import methods
+from mifgsm_lib.figures.evaluation import error_bars
 
 #: What the frontier's metrics are called on the axes.
 LABELS = {
@@ -33,7 +34,7 @@ def _methods(frontier: pd.DataFrame) -> list[str]:
 
 def _log_percent(ax: plt.Axes) -> None:
     """A log y axis labelled at 1, 2, 5 x 10^k in plain numbers (EER in %)."""
-    ax.set_yscale("log")
+    ax.set_yscale("log", nonpositive="clip")
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(NullFormatter())
@@ -45,7 +46,8 @@ def plot_frontier(frontier: pd.DataFrame, table: pd.DataFrame | None = None) -> 
     Each curve starts at the clean templates (black star) and follows ε (attacks) or the elimination steps
     (IVE, Multi-IVE); the end points are labelled. Left of the plot is more private, down (left panel) or up
     (right panel) is better verification. The points of Table 2 (``table``, from
-    :func:`mifgsm_lib.tradeoff.table2`) are ringed.
+    :func:`mifgsm_lib.tradeoff.table2`) are ringed. Faint bars: each point's 95 % intervals, where the frontier
+    has them.
     """
     reference = frontier[frontier["method"] == "reference"].iloc[0]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.4), layout="constrained")
@@ -56,11 +58,13 @@ def plot_frontier(frontier: pd.DataFrame, table: pd.DataFrame | None = None) -> 
             x = [100 * reference["setting_b"], *(100 * rows["setting_b"])]
             y = [100 * reference[metric], *(100 * rows[metric])]
             ax.plot(x, y, color=colour, marker=marker, markersize=4, linewidth=1.2, label=methods.label(method))
+            error_bars(ax, rows, "setting_b", metric, colour)
             last = rows.iloc[-1]
             end = f"ε={last['value']:g}" if last["parameter"] == "eps" else f"{int(last['kept'])} kept"
             ax.annotate(end, (x[-1], y[-1]), fontsize=7, color=colour, xytext=(3, 3), textcoords="offset points")
         ax.plot(100 * reference["setting_b"], 100 * reference[metric], "k*", markersize=12,
                 label=methods.label("reference"))
+        error_bars(ax, frontier[frontier["method"] == "reference"], "setting_b", metric, "black")
         if table is not None:
             ax.scatter(100 * table["setting_b"], 100 * table[metric], s=160, facecolors="none", edgecolors="black",
                        linewidths=1.2, label="Table 2 points", zorder=5)

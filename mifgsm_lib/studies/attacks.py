@@ -72,7 +72,7 @@ def template_shift(
     eps_list: Sequence[float],
     indices: np.ndarray,
     mode: str = "float",
-    batch_size: int = 64,
+    batch_size: int = attacks.MI_BATCH_SIZE,
     threshold: float | None = None,
 ) -> pd.DataFrame:
     """How far each attack moves the templates: ‖f(x*) − f(x)‖ per image, summarised per attack and ε.

@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 
 from mifgsm_lib import data, evaluation, methods, mi, pipeline, robustness, verdicts
+from mifgsm_lib.attacks import MI_BATCH_SIZE
 from mifgsm_lib.config import GREY_LEVEL, RunConfig, grey_eps
 from mifgsm_lib.evaluation import REFERENCE, SetKey
 
 
-def batch_size_sign_change(cfg: RunConfig, indices: np.ndarray, batch_size: int = 64) -> dict[str, float]:
+def batch_size_sign_change(cfg: RunConfig, indices: np.ndarray, batch_size: int = MI_BATCH_SIZE) -> dict[str, float]:
     """The fraction of MI-FGSM's pixel signs that change between batches of ``batch_size`` (the chapters'
     directions) and the whole set ``indices`` as one batch (both cached by :func:`mifgsm_lib.pipeline.directions`),
     and the share of zeros."""
@@ -312,12 +313,15 @@ def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------- the chapter's prose
 
+#: The column of :func:`gradient_checks`' sign table.
+SIGN_CHANGE = f"sign change, batch {MI_BATCH_SIZE} vs whole"
+
 
 def gradient_checks(cfg: RunConfig, attribute_dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The closed form of Eq. 7's gradient against autograd (:func:`mifgsm_lib.mi.gradient_check`) on real clean
     templates, for the gender estimator of the attacks and the other attributes' estimators on
-    ``attribute_dataset``; and the share of template-gradient signs that change between stratified batches of 64
-    and the whole set (:func:`mifgsm_lib.mi.template_sign_change`)."""
+    ``attribute_dataset``; and the share of template-gradient signs that change between stratified batches of
+    :data:`~mifgsm_lib.attacks.MI_BATCH_SIZE` and the whole set (:func:`mifgsm_lib.mi.template_sign_change`)."""
     clean, subset = pipeline.templates(cfg), pipeline.subset(cfg)
     other = pipeline.dataset(cfg, attribute_dataset)
     other_z = pipeline.templates(cfg, attribute_dataset)["templates"]
@@ -330,7 +334,7 @@ def gradient_checks(cfg: RunConfig, attribute_dataset: str) -> tuple[pd.DataFram
     check = check.set_index("estimator")
     check["relative error"] = check["closed_form_error"] / check["max_gradient"]
     signs = pd.DataFrame([{"estimator": name, "classes": q.num_classes,
-                           "sign change, batch 64 vs whole": mi.template_sign_change(q, z, y, 64, cfg.seed)}
+                           SIGN_CHANGE: mi.template_sign_change(q, z, y, MI_BATCH_SIZE, cfg.seed)}
                           for name, (q, z, y) in cases.items()]).set_index("estimator")
     return check, signs
 
@@ -343,7 +347,7 @@ def describe_gradient_checks(check: pd.DataFrame, signs: pd.DataFrame) -> str:
             + (" (float64 rounding)." if worst < 1e-10 else ", **more than float64 rounding: the closed form is "
                "wrong**.")
             + " Computed on the same templates' gradients, the fraction of signs that change between stratified "
-            f"batches of 64 and the whole set as one batch is {two_class:.2%} for gender"
+            f"batches of {MI_BATCH_SIZE} and the whole set as one batch is {two_class:.2%} for gender"
             + (", as the derivation says: the sign does not depend on the batch for two classes." if two_class == 0
                else ", **against the derivation**.")
             + f" For age group and race it is {multi.iloc[0]:.2%} and {multi.iloc[1]:.2%}: with more than two "
@@ -351,10 +355,12 @@ def describe_gradient_checks(check: pd.DataFrame, signs: pd.DataFrame) -> str:
 
 
 def describe_pixel_signs(pixels: dict[str, float]) -> str:
-    """Markdown: MI-FGSM's pixel signs with batches of 64 against one batch of the whole subset."""
-    return (f"Between batches of 64 and one batch of all {pixels['images']} images, {pixels['changed_pixels']:,} of "
+    """Markdown: MI-FGSM's pixel signs with batches of ``pixels["batch_size"]`` against one batch of the whole
+    subset (:func:`batch_size_sign_change`)."""
+    return (f"Between batches of {pixels['batch_size']} and one batch of all {pixels['images']} images, {pixels['changed_pixels']:,} of "
             f"{pixels['pixels']:,} pixel signs change ({pixels['changed']:.1e})."
-            + (" This is floating-point noise: the convolutions of a batch of 64 and of a batch of "
+            + (" This is floating-point noise: the convolutions of a batch of "
+               f"{pixels['batch_size']} and of a batch of "
                f"{pixels['images']} round differently, and only gradient components within rounding of zero flip. "
                "The batch size does not matter for MI-FGSM on gender." if pixels["changed"] < 1e-4 else
                " That is more than rounding would explain.")

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mifgsm_lib import evaluation, methods, paper, pipeline, privacy
+from mifgsm_lib import evaluation, methods, paper, pipeline, privacy, verdicts
+from mifgsm_lib.attacks import MI_BATCH_SIZE
 from mifgsm_lib.baselines import LOCKED_COMPONENTS, elimination_plan, train_dataset_for
 from mifgsm_lib.config import SENSITIVE_MAX_EPS, RunConfig
 from mifgsm_lib.evaluation import REFERENCE, SetKey
@@ -55,7 +56,7 @@ def attack_sweep(
     indices: np.ndarray,
     mode: str = "float",
     iteration: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = MI_BATCH_SIZE,
     grouped: bool = True,
     replicates: dict[SetKey, dict[str, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
@@ -66,7 +67,9 @@ def attack_sweep(
     ``iteration`` is the vCLUB checkpoint of the MI attacks (default: the profile's ``estimator_iterations``),
     ``batch_size`` the batch of the MI gradient. ``attacks=None``: every one-step attack of
     :mod:`mifgsm_lib.methods`. All (attack, ε) sets are evaluated in one parallel pool. Every number comes with its
-    95 % interval (``*_low``, ``*_high``) and setting B also in the paper's plain accuracy (``setting_b_plain``);
+    95 % interval (``*_low``, ``*_high``) and setting B also in the paper's plain accuracy (``setting_b_plain``) and
+    on each of two halves of the people (``setting_b_choose``, ``setting_b_report``: where ε* is chosen and where it
+    is reported, :meth:`mifgsm_lib.evaluation.EvaluationSet.halves`);
     ``replicates``, where given, receives the bootstrap replicates of every set (for paired differences,
     :func:`mifgsm_lib.verdicts.paper_findings`).
     """
@@ -77,13 +80,13 @@ def attack_sweep(
     folds = int(cfg.sizes["cv_folds"])
     params = pipeline.step_key(cfg, attacks=list(attacks), eps=list(eps_values), images=pipeline.digest(indices),
                                mode=mode, iteration=checkpoint, batch_size=batch_size, grouped=grouped, folds=folds,
-                               **pipeline.estimators_key(cfg))
+                               halves=True, **pipeline.estimators_key(cfg))
 
     def compute() -> tuple[pd.DataFrame, dict[SetKey, dict[str, np.ndarray]]]:
         sets = _sets(cfg, attacks, eps_values, target.indices, mode, batch_size, checkpoint)
         found: dict[SetKey, dict[str, np.ndarray]] = {}
         frame = evaluation.measure(sets, target, folds=folds, grouped=grouped, seed=cfg.seed,
-                                   classifier=setting_a_classifier(cfg, target), replicates=found)
+                                   classifier=setting_a_classifier(cfg, target), replicates=found, halves=True)
         return frame, found
 
     frame, found = pipeline.measured(cfg, "attack-sweep", params, compute)
@@ -91,7 +94,8 @@ def attack_sweep(
         replicates.update(found)
     rows = _per_attack(frame, attacks, eps_values,
                        ["setting_a", "setting_b", *(f"B_{c}" for c in evaluation.CLASSIFIERS), "setting_a_low",
-                        "setting_a_high", "setting_b_low", "setting_b_high", "setting_b_plain"])
+                        "setting_a_high", "setting_b_low", "setting_b_high", "setting_b_plain", "setting_b_choose",
+                        "setting_b_report", "setting_b_report_low", "setting_b_report_high"])
     rows.insert(2, "mode", mode)
     rows.insert(3, "iteration", int(cfg.sizes["estimator_iterations"] if checkpoint is None else checkpoint))
     rows.insert(4, "batch_size", batch_size)
@@ -120,7 +124,7 @@ def estimator_iterations_sweep(
     eps_list: Sequence[float],
     indices: np.ndarray,
     mode: str = "float",
-    batch_size: int = 64,
+    batch_size: int = MI_BATCH_SIZE,
     final: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Fig. 2: MI-FGSM with the estimator stopped at each of the profile's ``estimator_checkpoints``.
@@ -150,25 +154,38 @@ def mixing_curve(
     eps: float,
     indices: np.ndarray,
     mode: str = "float",
-    batch_size: int = 64,
+    batch_size: int = MI_BATCH_SIZE,
     grid: Sequence[float] | None = None,
+    replicates: dict[verdicts.MixingKey, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Fig. 5: setting B when a fraction of the templates is clean and the rest attacked at ``eps``.
+    """Fig. 5: setting B when a fraction of the templates is clean and the rest attacked at ``eps``, with its 95 %
+    interval (``setting_b_low``, ``setting_b_high``: people resampled, one draw for every curve of ``cfg``).
 
     ``grid`` is the ε list of the sweep that ``eps`` comes from, so its cached templates are reused
-    (default ``[eps]``). The clean fractions are :data:`mifgsm_lib.evaluation.MIXING_FRACTIONS`.
+    (default ``[eps]``). The clean fractions are :data:`mifgsm_lib.evaluation.MIXING_FRACTIONS`. ``replicates``,
+    where given, receives each point's bootstrap replicates by (method, ε, fraction), for
+    :func:`mifgsm_lib.verdicts.mixing_observations`.
     """
     grid = [float(eps)] if grid is None else [float(e) for e in grid]
     if not np.isclose(grid, float(eps), rtol=0.0, atol=1e-12).any():
         raise ValueError(f"eps={eps!r}: expected one of the grid's levels {grid}")
-    clean = pipeline.templates(cfg)
+    target = pipeline.evaluation_set(cfg, indices=indices)
+    clean = pipeline.templates(cfg)["templates"][target.indices][target.labelled]
     perturbed = pipeline.perturbed_templates(cfg, method, grid, indices, mode=mode, batch_size=batch_size)
-    attacked = perturbed[grid[int(np.argmin(np.abs(np.asarray(grid) - float(eps))))]]
-    results = evaluation.mixing(clean["templates"][indices], attacked, clean["gender"][indices],
-                                groups=clean["identity"][indices], seed=cfg.seed, folds=cfg.sizes["cv_folds"],
+    attacked = perturbed[grid[int(np.argmin(np.abs(np.asarray(grid) - float(eps))))]][target.labelled]
+    results = evaluation.mixing(clean, attacked, target.labels[target.labelled],
+                                groups=target.identity[target.labelled], seed=cfg.seed, folds=cfg.sizes["cv_folds"],
                                 progress=False)
-    return pd.DataFrame([{"method": method, "eps": float(eps), "clean_fraction": f, "setting_b": r.mean}
-                         for f, r in results.items()])
+    weights, _ = target.bootstrap_weights(seed=cfg.seed)
+    rows = []
+    for fraction, result in results.items():
+        reps = result.replicates(weights)
+        interval = result.interval(weights, reps)
+        if replicates is not None:
+            replicates[(method, float(eps), float(fraction))] = reps
+        rows.append({"method": method, "eps": float(eps), "clean_fraction": fraction, "setting_b": result.mean,
+                     "setting_b_low": interval.low, "setting_b_high": interval.high})
+    return pd.DataFrame(rows)
 
 
 def tsne_points(templates: np.ndarray, seed: int, perplexity: float = 30.0) -> np.ndarray:
@@ -193,7 +210,7 @@ def tsne_panels(
     indices: np.ndarray,
     grid: Sequence[float],
     mode: str = "float",
-    batch_size: int = 64,
+    batch_size: int = MI_BATCH_SIZE,
 ) -> pd.DataFrame:
     """Fig. 6 (bottom): t-SNE of the clean templates and of the templates at each ε, coloured by gender.
 
@@ -220,7 +237,7 @@ def tsne_panels(
 
 
 def setting_a_readings(cfg: RunConfig, attacks: Sequence[str], eps_list: Sequence[float], indices: np.ndarray,
-                       mode: str = "float", batch_size: int = 64) -> pd.DataFrame:
+                       mode: str = "float", batch_size: int = MI_BATCH_SIZE) -> pd.DataFrame:
     """Setting A under the two readings of the paper, per attack and ε: ``held_out``, the book's (the MLP never saw
     the images scored, :func:`setting_a_classifier`), and ``paper_reading``, an MLP trained on every labelled image
     of the dataset (80 % of them, the other 20 % for early stopping), the images scored included
@@ -243,7 +260,7 @@ def setting_a_readings(cfg: RunConfig, attacks: Sequence[str], eps_list: Sequenc
 
 def verification_sweep(
     cfg: RunConfig, attacks: Sequence[str] | None, eps_list: Sequence[float], mode: str = "float",
-    batch_size: int = 64,
+    batch_size: int = MI_BATCH_SIZE,
 ) -> pd.DataFrame:
     """Beyond the paper: verification (EER, accuracy, TAR@FAR=0.1 %) and setting B as ε grows, per attack, on the
     images of the profile's verification pairs (:func:`mifgsm_lib.pipeline.evaluation_set`).
@@ -274,21 +291,25 @@ def verification_sweep(
     return rows
 
 
-def stronger_adversary(cfg: RunConfig, sweep: pd.DataFrame, mode: str = "float", batch_size: int = 64,
+def stronger_adversary(cfg: RunConfig, sweep: pd.DataFrame, mode: str = "float", batch_size: int = MI_BATCH_SIZE,
                        train_dataset: str | None = None) -> pd.DataFrame:
-    """Setting B and setting B+ (:mod:`mifgsm_lib.evaluation.adversary`) on the sweep's images: the clean templates,
-    MI-FGSM and FGSM at their ε* (over the ε ≤ 0.03 of ``sweep``, where the paper looks for it) and IVE and
-    Multi-IVE at the step whose setting B is closest to MI-FGSM's there (trained on ``train_dataset``, None:
+    """Setting B and setting B+ (:mod:`mifgsm_lib.evaluation.adversary`) of the clean templates, MI-FGSM and FGSM
+    at their ε* (over the ε ≤ 0.03 of ``sweep``, where the paper looks for it) and IVE and Multi-IVE at the step
+    whose setting B is closest to MI-FGSM's there (trained on ``train_dataset``, None:
     :func:`mifgsm_lib.baselines.train_dataset_for` the evaluated dataset).
 
-    One row per set, with both settings' 95 % intervals, the strongest single classifier of setting B+
-    (``setting_b_plus_best``, chosen after the fact) and the privacy each method buys against each adversary
-    (``gain_b``, ``gain_b_plus``: the clean value minus the method's, with paired intervals).
+    ε* and the matched steps are chosen on one half of the sweep's people (``setting_b_choose``,
+    :meth:`mifgsm_lib.evaluation.EvaluationSet.halves`), and both settings are measured afresh on the other half,
+    so that no number here is read on the images that chose it (``images``: how many). One row per set, with both
+    settings' 95 %
+    intervals, the strongest single classifier of setting B+ (``setting_b_plus_best``, chosen after the fact) and
+    the privacy each method buys against each adversary (``gain_b``, ``gain_b_plus``: the clean value minus the
+    method's, with paired intervals).
     """
     train_dataset = train_dataset or train_dataset_for(cfg.dataset)
     indices = pipeline.subset(cfg)
     target = pipeline.evaluation_set(cfg, indices=indices)
-    low = sweep[(sweep["eps"] <= SENSITIVE_MAX_EPS) & (sweep["mode"] == mode)]
+    low = chosen_on(sweep[(sweep["eps"] <= SENSITIVE_MAX_EPS) & (sweep["mode"] == mode)], "choose")
     star = privacy.eps_star(low)
     sets = {REFERENCE: pipeline.templates(cfg)["templates"][indices]}
     for method in (m for m in ("mi-fgsm", "fgsm") if m in star.index):
@@ -298,15 +319,19 @@ def stronger_adversary(cfg: RunConfig, sweep: pd.DataFrame, mode: str = "float",
     if train_dataset != cfg.dataset and "mi-fgsm" in star.index:
         target_b = float(privacy.at_eps(low, {"mi-fgsm": float(star["mi-fgsm"])})["setting_b"].iloc[0])
         n_per_step, n_steps = elimination_plan(sets[REFERENCE].shape[1])
+        mask = target.labelled
+        choosing = (target.halves(cfg.seed)[mask] == 0).astype(np.float64)[None, :]
         for method in methods.names("template"):
             curve = pipeline.baseline_templates(cfg, method, train_dataset, n_per_step, n_steps, LOCKED_COMPONENTS,
                                                 progress=False)
-            mask = target.labelled
             steps = evaluation.setting_b_sweep({k: z[indices][mask] for k, z in curve.templates.items()},
                                                target.labels[mask], target.identity[mask],
                                                folds=int(cfg.sizes["cv_folds"]), seed=cfg.seed, progress=False)
-            step = min(steps, key=lambda k: (abs(steps[k].mean - target_b), k))
+            read = {k: float(r.replicates(choosing)[0]) for k, r in steps.items()}  # on the choosing half
+            step = min(read, key=lambda k: (abs(read[k] - target_b), k))
             sets[SetKey(method, "step", float(step))] = curve.templates[step][indices]
+    target, rows = target.half(1, cfg.seed)
+    sets = {key: z[rows] for key, z in sets.items()}
     folds = int(cfg.sizes["cv_folds"])
     plain, replicates = pipeline.measure_sets(cfg, sets, target, folds=folds)
     plus, found = pipeline.measure_sets(cfg, sets, target, plus=True, folds=folds)
@@ -315,6 +340,7 @@ def stronger_adversary(cfg: RunConfig, sweep: pd.DataFrame, mode: str = "float",
     table = plain[["method", "parameter", "value", "setting_b", "setting_b_low", "setting_b_high"]].merge(
         plus, on=["method", "parameter", "value"])
     table["setting_b_plus_best"] = table[[f"B+_{c}" for c in evaluation.STRONGER_CLASSIFIERS]].max(axis=1)
+    table["images"] = int(target.labelled.sum())
     for metric, column in (("setting_b", "gain_b"), ("setting_b_plus", "gain_b_plus")):
         gains = [evaluation.paired_difference(table, replicates, REFERENCE, SetKey(m, p, v), metric)
                  for m, p, v in zip(table["method"], table["parameter"], table["value"])]
@@ -402,6 +428,45 @@ def eps_star_table(sweep: pd.DataFrame, sensitive: Sequence[float], low: Sequenc
     })
 
 
+def chosen_on(sweep: pd.DataFrame, half: str) -> pd.DataFrame:
+    """The sweep with setting B read on one half of the people (``choose`` or ``report``, :func:`attack_sweep`), for
+    choosing ε* there (:func:`mifgsm_lib.privacy.eps_star` reads ``setting_b``)."""
+    return sweep.assign(setting_b=sweep[f"setting_b_{half}"])
+
+
+def held_out_eps_star(sweep: pd.DataFrame, low: Sequence[float]) -> pd.DataFrame:
+    """Per attack, ε* over ``low`` chosen on one half of the people and setting B reported on the other
+    (the book's way, :func:`attack_sweep`'s halves), beside ε* chosen on the reported half itself (the paper's way:
+    choose and report on the same images). ``selection effect``: the paper's way minus the book's, on the same
+    images (negative: choosing on the reported images flatters the attack)."""
+    rows = privacy.on_grid(sweep, low)
+    chosen = privacy.eps_star(chosen_on(rows, "choose"))
+    itself = privacy.eps_star(chosen_on(rows, "report"))
+    held, same = privacy.at_eps(rows, chosen.to_dict()), privacy.at_eps(rows, itself.to_dict())
+    return pd.DataFrame({
+        "ε* chosen on half A": chosen,
+        "setting B on half B": held["setting_b_report"],
+        "low": held["setting_b_report_low"],
+        "high": held["setting_b_report_high"],
+        "ε* chosen on half B": itself,
+        "setting B on half B there": same["setting_b_report"],
+        "selection effect": same["setting_b_report"] - held["setting_b_report"],
+    })
+
+
+def describe_held_out_eps_star(table: pd.DataFrame) -> str:
+    """Markdown: ε* chosen on one half and reported on the other, against choosing on the reported half."""
+    flattered = table[table["selection effect"] < 0]
+    return ("Chosen on half A of the people and reported on half B: " + "; ".join(
+        f"{methods.label(m)} ε* = {r['ε* chosen on half A']:.4g}, setting B {r['setting B on half B']:.1%} "
+        f"[{r['low']:.1%}, {r['high']:.1%}]" for m, r in table.iterrows())
+        + ". Chosen on half B itself, the paper's way, the same images read "
+        + "; ".join(f"{methods.label(m)} {r['setting B on half B there']:.1%}" for m, r in table.iterrows())
+        + (f": choosing on the reported images flatters {len(flattered)} of {len(table)} attacks, by up to "
+           f"{-100 * flattered['selection effect'].min():.1f} points." if len(flattered)
+           else ": here choosing on the reported images flatters no attack."))
+
+
 def describe_eps_star(table: pd.DataFrame, first: float, clean_b: float) -> str:
     """Markdown: where ε* falls on the paper's grid and on the finer one, beside the paper's own LFW figures."""
     on_edge = int((table["ε* on the paper's grid"] == first).sum())
@@ -428,23 +493,16 @@ def describe_storage(modes: pd.DataFrame, clean_b: float) -> str:
             f"({', '.join(f'{v:.1%}' for v in u8['setting_b'])} vs {clean_b:.1%}).")
 
 
-def describe_mixing(mixing: pd.DataFrame, clean_b: float, top: float) -> str:
-    """Markdown: the lowest setting B of each mixing curve (Fig. 5), and the paper's two observations on it."""
-    curves = {key: part.set_index("clean_fraction")["setting_b"] for key, part in mixing.groupby(["method", "eps"])}
-    lowest = "; ".join(f"{methods.label(m)} at ε = {e:.4g}: {c.min():.1%} with {c.idxmin():.1%} clean (all "
-                       f"attacked: {c[0.0]:.1%})" for (m, e), c in curves.items())
-    helps_big = all(c.min() < c[0.0] for (m, e), c in curves.items() if e == top)
-    overall = mixing.loc[mixing["setting_b"].idxmin()]
-    star_alone = min(c[0.0] for (m, e), c in curves.items() if e != top)
-    holds = overall["clean_fraction"] == 0 and overall["eps"] != top
-    return (f"Lowest setting B per curve: {lowest}. All clean: {clean_b:.1%}.\n\nAt ε = {top:g}, mixing in clean "
-            "templates " + ("lowers setting B for both MI attacks, as the paper found on AgeDB. " if helps_big
-                            else "does not lower setting B for every MI attack, unlike the paper on AgeDB. ")
-            + f"The paper found on LFW that the attacked set at ε* with no clean templates is the most private of all. "
-            f"Here the lowest setting B is {overall['setting_b']:.1%} ({methods.label(overall['method'])}, ε = "
-            f"{overall['eps']:.4g}, {overall['clean_fraction']:.1%} clean), against {star_alone:.1%} for the best "
-            "attacked set at ε* with no clean templates: that observation "
-            + ("holds here." if holds else "does not hold here."))
+def describe_mixing(mixing: pd.DataFrame, clean_b: float, observations: pd.DataFrame) -> str:
+    """Markdown: the lowest setting B of each mixing curve (Fig. 5) with its interval, and the paper's two
+    observations on it as decided by :func:`mifgsm_lib.verdicts.mixing_observations`."""
+    curves = {key: part.set_index("clean_fraction") for key, part in mixing.groupby(["method", "eps"])}
+    lowest = "; ".join(
+        f"{methods.label(m)} at ε = {e:.4g}: {c['setting_b'].min():.1%} "
+        f"[{c.loc[c['setting_b'].idxmin(), 'setting_b_low']:.1%}, "
+        f"{c.loc[c['setting_b'].idxmin(), 'setting_b_high']:.1%}] with {c['setting_b'].idxmin():.1%} clean "
+        f"(all attacked: {c.loc[0.0, 'setting_b']:.1%})" for (m, e), c in curves.items())
+    return f"Lowest setting B per curve: {lowest}. All clean: {clean_b:.1%}.\n\n" + describe_findings(observations)
 
 
 def describe_findings(findings: pd.DataFrame) -> str:
@@ -453,6 +511,17 @@ def describe_findings(findings: pd.DataFrame) -> str:
     return "\n\n".join(
         f"**{r.finding}**: *{r.verdict}* (slack {r.slack:+.4g}, 95 % interval [{r.low:+.4g}, {r.high:+.4g}]). "
         f"Measured: {r.measured}. Paper: {r.paper}." for r in findings.itertuples())
+
+
+def describe_choice(held_out: pd.DataFrame, same_images: pd.DataFrame) -> str:
+    """Markdown: finding 1 (its ε* chosen, then setting B compared) decided the book's way, ε* chosen on one half of
+    the people and read on the other, beside the paper's way, chosen and read on the same images."""
+    def said(r: pd.Series) -> str:
+        return f"*{r['verdict']}* (slack {r['slack']:+.4g} [{r['low']:+.4g}, {r['high']:+.4g}])"
+
+    return (f"Finding 1 picks a minimum: with ε* chosen on half A of the people and setting B read on half B it "
+            f"{said(held_out.iloc[0])}; chosen and read on the same images, the paper's way, it "
+            f"{said(same_images.iloc[0])}.")
 
 
 def describe_cost(cost: pd.DataFrame) -> str:
@@ -472,7 +541,8 @@ def describe_adversary(table: pd.DataFrame) -> str:
     for _, r in table.iterrows():
         if r["method"] == "reference":
             lines.append(f"* clean templates: setting B {r['setting_b']:.1%}, setting B+ {r['setting_b_plus']:.1%} "
-                         f"[{r['setting_b_plus_low']:.1%}, {r['setting_b_plus_high']:.1%}].")
+                         f"[{r['setting_b_plus_low']:.1%}, {r['setting_b_plus_high']:.1%}], on the "
+                         f"{int(r['images']):,} images of half B.")
             continue
         kept = ("survives" if r["gain_b_plus_low"] > 0 else "is not shown to survive")
         lines.append(f"* {methods.label(r['method'])} ({r['parameter']} {r['value']:.4g}): it lowers setting B by "

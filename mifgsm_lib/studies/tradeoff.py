@@ -23,13 +23,13 @@ It is slightly longer than most modules because Table 2 comes with its intervals
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from mifgsm_lib import evaluation, methods, paper, pipeline, privacy
+from mifgsm_lib import evaluation, methods, paper, pipeline, privacy, verdicts
 from mifgsm_lib.config import RunConfig
 from mifgsm_lib.evaluation import REFERENCE, SetKey
 from mifgsm_lib.intervals import Interval
@@ -126,8 +126,8 @@ def run(
     eps_list: Sequence[float] | None = None,
     train_dataset: str | None = None,
     n_per_step: int | None = None,
-    n_steps: int = ELIMINATION_STEPS,
-    n_locked: int = LOCKED_COMPONENTS,
+    n_steps: int | None = None,
+    n_locked: int | None = None,
     n_estimators: int = 30,
     grouped: bool = True,
     n_jobs: int | None = -1,
@@ -141,7 +141,9 @@ def run(
     CPU over the default profile's 7,701 images); ``eps_list=None``: its ``tradeoff_eps``; the baselines
     (every ``template`` method of :mod:`mifgsm_lib.methods`) trained on ``train_dataset`` (None:
     :func:`mifgsm_lib.baselines.train_dataset_for` the evaluated dataset)
-    (:func:`mifgsm_lib.pipeline.baseline_templates`) with ``n_per_step=None`` taken from :func:`elimination_plan`.
+    (:func:`mifgsm_lib.pipeline.baseline_templates`) with ``n_per_step=None`` taken from :func:`elimination_plan`,
+    ``n_steps=None``: :data:`~mifgsm_lib.baselines.ELIMINATION_STEPS`, ``n_locked=None``:
+    :data:`~mifgsm_lib.baselines.LOCKED_COMPONENTS` (the paper's 5).
     """
     attacks = methods.one_step_or_all(cfg.sizes["frontier_attacks"] if attacks is None else attacks)
     eps_values = sorted(check_eps_list(cfg.sizes["tradeoff_eps"] if eps_list is None else eps_list))
@@ -152,6 +154,8 @@ def run(
         raise ValueError(f"dataset {cfg.dataset!r}: an image is in the pairs of both halves of the folds; the halves "
                          "must be disjoint to choose on one and report on the other")
     train = pipeline.templates(cfg, train_dataset)
+    n_steps = ELIMINATION_STEPS if n_steps is None else n_steps
+    n_locked = LOCKED_COMPONENTS if n_locked is None else n_locked
     if n_per_step is None:
         n_per_step, n_steps = elimination_plan(train["templates"].shape[1], n_locked, n_steps)
     curves = {m: pipeline.baseline_templates(cfg, m, train_dataset, n_per_step, n_steps, n_locked, n_estimators,
@@ -291,8 +295,9 @@ def _point(frontier: pd.DataFrame, method: str, value: float) -> pd.Series:
 
 def table2_differences(result: TradeOff, table: pd.DataFrame) -> dict[str, Interval]:
     """Paired 95 % intervals, on the reported half, of what the paper's claim compares: the EER of each baseline
-    minus MI-FGSM's (> 0: MI-FGSM costs less), and MI-FGSM's setting B minus each baseline's (how well matched
-    the privacy is), at the points of ``table``."""
+    minus MI-FGSM's (> 0: MI-FGSM costs less), MI-FGSM's setting B minus each baseline's (how well matched
+    the privacy is) and MI-FGSM's PIC minus each baseline's (> 0: a better trade-off), at the points of
+    ``table``."""
     keys = {row: SetKey(r["method"], r["parameter"], float(r["value"])) for row, r in table.iterrows()}
     mi = keys["MI-FGSM"]
     out = {}
@@ -301,6 +306,8 @@ def table2_differences(result: TradeOff, table: pd.DataFrame) -> dict[str, Inter
                                                                    "eer")
         out[f"setting B MI-FGSM - {row}"] = evaluation.paired_difference(result.frontier, result.replicates, mi,
                                                                          keys[row], "setting_b")
+        out[f"PIC MI-FGSM - {row}"] = evaluation.paired_difference(result.frontier, result.replicates, mi, keys[row],
+                                                                   "pic")
     out["setting B reference - MI-FGSM"] = evaluation.paired_difference(
         result.frontier, result.replicates, keys["Reference (no privacy)"], mi, "setting_b")
     return out
@@ -416,11 +423,19 @@ def selection_effect(result: TradeOff) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["choice", "method"])
 
 
-def describe_pic(table: pd.DataFrame) -> str:
-    """Markdown: PIC of each method and whether MI-FGSM has the best."""
+def describe_pic(table: pd.DataFrame, differences: Mapping[str, Interval] | None = None) -> str:
+    """Markdown: PIC of each method and whether MI-FGSM has the best (:func:`mifgsm_lib.verdicts.pic_verdict`,
+    from the paired intervals of ``differences`` where given)."""
     pic = table["pic"]
-    best = pic["MI-FGSM"] > pic[["IVE", "Multi-IVE"]].max()
-    return (f"PIC puts privacy and verification in one number: {pic['MI-FGSM']:.3f} for MI-FGSM, {pic['IVE']:.3f} "
+    verdict = verdicts.pic_verdict(table, differences)
+    text = (f"PIC puts privacy and verification in one number: {pic['MI-FGSM']:.3f} for MI-FGSM, {pic['IVE']:.3f} "
             f"for IVE and {pic['Multi-IVE']:.3f} for Multi-IVE. "
-            + ("MI-FGSM has the best trade-off by PIC." if best else "By PIC, MI-FGSM does not have the best "
-               "trade-off."))
+            + {"holds": "MI-FGSM has the best trade-off by PIC.",
+               "does not hold": "By PIC, MI-FGSM does not have the best trade-off.",
+               "undecided at this size": "Whether MI-FGSM has the best trade-off by PIC is undecided at this size."}
+            [verdict])
+    if differences is not None:
+        shown = [f"{name} {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}]"
+                 for name, d in differences.items() if name.startswith("PIC")]
+        text += f" Paired 95 % intervals: {'; '.join(shown)}."
+    return text
