@@ -88,6 +88,39 @@ def test_code_lines_fit_the_page() -> None:
                 assert not long, f"{chapter}: lines longer than {book.CODE_LINE} characters: {long}"
 
 
+def _unshown_tables(source: str) -> list[int]:
+    """Lines of a code cell where ``page.table(...)`` is a statement whose value Jupyter does not display: any but
+    the cell's last top-level statement (``page.table`` returns the table; it must be displayed or be last)."""
+    import ast
+
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    found = []
+
+    def visit(statements: list[ast.stmt], top: bool) -> None:
+        for k, statement in enumerate(statements):
+            call = statement.value if isinstance(statement, ast.Expr) else None
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "table"
+                    and isinstance(call.func.value, ast.Name) and call.func.value.id == "page"
+                    and not (top and k == len(statements) - 1)):
+                found.append(statement.lineno)
+            for block in ("body", "orelse", "finalbody"):
+                if isinstance(getattr(statement, block, None), list):
+                    visit(getattr(statement, block), False)
+
+    visit(tree.body, True)
+    return found
+
+
+def test_every_table_a_chapter_makes_is_shown() -> None:
+    assert _unshown_tables("page.table(a, 'x')\nb = 1") == [1]  # not last: its value is dropped
+    assert _unshown_tables("display(page.table(a, 'x'))\nb = 1\npage.table(b, 'y')") == []
+    assert _unshown_tables("if a:\n    page.table(a, 'x')") == [2]
+    for chapter, nb in _chapters().items():
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not _unshown_tables(cell.source), f"{chapter}: a table never shown: {cell.source[:200]}"
+
+
 def test_hidden_cells_are_removed_from_the_html(tmp_path: Path) -> None:
     import nbformat
 
