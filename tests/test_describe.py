@@ -659,3 +659,14 @@ def test_pic_is_decided_from_the_paired_intervals(ive: tuple[float, float], mult
     assert expected in text
     assert text.endswith(f"Paired 95 % intervals: PIC MI-FGSM - IVE +0.050 [{ive[0]:+.3f}, {ive[1]:+.3f}]; "
                          f"PIC MI-FGSM - Multi-IVE +0.200 [{multi[0]:+.3f}, {multi[1]:+.3f}].")
+
+def test_findings_escape_the_asterisk_of_eps_star_so_markdown_keeps_the_emphasis() -> None:
+    findings = pd.DataFrame([{"finding": "4. ε* ≤ 0.03", "verdict": "does not hold", "slack": -0.27, "low": -0.3,
+                              "high": -0.2, "measured": "ε* over every ε: mi-fgsm 0.3", "paper": "ε* up to 0.03"}])
+    text = settings_study.describe_findings(findings)
+    assert text == ("**4. ε\\* ≤ 0.03**: *does not hold* (slack -0.27, 95 % interval [-0.3, -0.2]). Measured: ε\\* "
+                    "over every ε: mi-fgsm 0.3. Paper: ε\\* up to 0.03.")
+    import markdown_it
+
+    html = markdown_it.MarkdownIt().render(text)
+    assert "<strong>4. ε* ≤ 0.03</strong>: <em>does not hold</em>" in html

@@ -507,10 +507,13 @@ def describe_mixing(mixing: pd.DataFrame, clean_b: float, observations: pd.DataF
 
 def describe_findings(findings: pd.DataFrame) -> str:
     """Markdown: each finding with its verdict, slack and 95 % interval, what was measured and what the paper
-    says."""
+    says (their asterisks, as in ε*, escaped: markdown would read them as emphasis)."""
+    def text(value: str) -> str:
+        return str(value).replace("*", "\\*")
+
     return "\n\n".join(
-        f"**{r.finding}**: *{r.verdict}* (slack {r.slack:+.4g}, 95 % interval [{r.low:+.4g}, {r.high:+.4g}]). "
-        f"Measured: {r.measured}. Paper: {r.paper}." for r in findings.itertuples())
+        f"**{text(r.finding)}**: *{r.verdict}* (slack {r.slack:+.4g}, 95 % interval [{r.low:+.4g}, {r.high:+.4g}]). "
+        f"Measured: {text(r.measured)}. Paper: {text(r.paper)}." for r in findings.itertuples())
 
 
 def describe_choice(held_out: pd.DataFrame, same_images: pd.DataFrame) -> str:
