@@ -43,10 +43,17 @@ def lfw_chips(mirror: Path, n_images: int) -> np.ndarray:
     return align_faces(paths, "dlib", progress=False).chips
 
 
-def images_per_second(run: Callable[[], object], n_images: int) -> float:
-    start = time.perf_counter()
-    run()
-    return n_images / (time.perf_counter() - start)
+def interleaved(configs: dict[str, Callable[[], object]], repeats: int) -> tuple[dict[str, list[float]], float, float]:
+    """Seconds of every configuration, run ``repeats`` times in turn (others may share the CPU), and the load
+    average (1 min) before and after."""
+    load_before = os.getloadavg()[0]
+    seconds: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(repeats):
+        for name, run in configs.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds, load_before, os.getloadavg()[0]
 
 
 def main() -> None:
@@ -89,12 +96,8 @@ def main() -> None:
         if name.startswith("torch"):
             run()
 
-    load_before = os.getloadavg()[0]
-    rates: dict[str, list[float]] = {name: [] for name in configs}
-    for _ in range(args.repeats):
-        for name, run in configs.items():
-            rates[name].append(images_per_second(run, n))
-    load_after = os.getloadavg()[0]
+    seconds, load_before, load_after = interleaved(configs, args.repeats)
+    rates = {name: [n / s for s in values] for name, values in seconds.items()}
 
     baseline = statistics.median(rates["dlib compute_face_descriptor, 1 chip/call"])
     print(f"{n} real LFW chips (150x150), {args.repeats} interleaved repeats; torch {torch.__version__}, "

@@ -85,8 +85,8 @@ def skip(reason: str, figures: Iterable[str] = ()) -> None:
 def table(frame: pd.DataFrame, caption: str, percent: Iterable[str] = (), digits: int = 3,
           formats: Mapping[str, str] | None = None, index: bool = True) -> Any:
     """A DataFrame as a table a reader compares: ``caption`` above it, the columns of ``percent`` (fractions) in
-    percent with one decimal, other numbers with ``digits`` significant digits, a ``method`` column by the methods'
-    labels (:func:`mifgsm_lib.methods.label`), ``formats`` for the rest."""
+    percent with one decimal, other numbers with ``digits`` significant digits, a ``method`` column or index level
+    by the methods' labels (:func:`mifgsm_lib.methods.label`), ``formats`` for the rest."""
     shown = dict(formats or {})
     numeric = frame.select_dtypes("number").columns
     for column in numeric:
@@ -95,13 +95,16 @@ def table(frame: pd.DataFrame, caption: str, percent: Iterable[str] = (), digits
             shown.setdefault(key, "{:.1%}")
         else:
             shown.setdefault(key, f"{{:.{digits}g}}")
-    if "method" in frame.columns:
-        from mifgsm_lib.methods import label
+    from mifgsm_lib.methods import label
 
+    if "method" in frame.columns:
         shown.setdefault("method", label)
-    frame = frame.rename_axis(index=[_header(n) if n is not None else None for n in frame.index.names])
+    levels = list(frame.index.names)
+    frame = frame.rename_axis(index=[_header(n) if n is not None else None for n in levels])
     styler = frame.style.format(shown, na_rep="").set_caption(caption)
     styler = styler.format_index(_header, axis=1).format_index(_index_value, axis=0)
+    if "method" in levels:
+        styler = styler.format_index(label, axis=0, level=levels.index("method"))
     styler = styler.set_table_styles([{"selector": "caption", "props": "caption-side: top; font-weight: bold;"}],
                                      overwrite=False)
     return styler if index else styler.hide(axis="index")

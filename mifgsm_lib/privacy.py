@@ -72,6 +72,15 @@ def eps_star(rows: pd.DataFrame, parameter: str = "eps") -> pd.Series:
                       for method, part in attacked.groupby("method")}, name="eps_star").rename_axis("method")
 
 
+def chosen_on(sweep: pd.DataFrame, half: str) -> pd.DataFrame:
+    """The sweep with setting B read on one half of the people, ``choose`` or ``report`` (the columns
+    ``setting_b_choose`` / ``setting_b_report`` of :func:`mifgsm_lib.evaluation.measure` with ``halves=True``), for
+    choosing ε* there (:func:`eps_star` reads ``setting_b``)."""
+    if half not in ("choose", "report"):
+        raise ValueError(f"half={half!r}: expected 'choose' or 'report'")
+    return sweep.assign(setting_b=sweep[f"setting_b_{half}"])
+
+
 def on_grid(sweep: pd.DataFrame, eps_list: Sequence[float], clean: bool = True) -> pd.DataFrame:
     """The rows of a sweep at the ε of ``eps_list``, with the clean rows (ε = 0) unless ``clean=False``."""
     eps = sweep["eps"].to_numpy(dtype=np.float64)

@@ -93,7 +93,7 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
         raise ValueError(f"sweep: expected rows for MI-FGSM, MI-FGSM-MLP and FGSM, missing {sorted(missing)}")
     clean_b = float(sweep.loc[sweep["eps"] == 0, "setting_b"].iloc[0])
     star = privacy.eps_star(sweep)
-    chooses = sweep.assign(setting_b=sweep["setting_b_choose"]) if held_out else sweep
+    chooses = privacy.chosen_on(sweep, "choose") if held_out else sweep
     reported = "setting_b_report" if held_out else "setting_b"
     low_star = privacy.eps_star(chooses[chooses["eps"] <= SENSITIVE_MAX_EPS])
     best = privacy.at_eps(sweep, low_star.to_dict())[reported]

@@ -43,12 +43,12 @@ def _table(table_html: str) -> tuple[str, list[list[str]]]:
 
     heads, cells = rows(head), rows(body)
     width = max((len(row) for row in heads), default=0)
-    timed = {j for row in heads for j, h in enumerate(row) if TIME_HEADING.search(h)}
+    timed = {j for row in heads for j, h in enumerate(row) if TIME_HEADING.search(h.replace("_", " "))}
 
     def is_time(row: list[str], j: int) -> bool:
         """A run time: its column's heading (rows under a spanning row heading are shorter: aligned from the right)
         or its row's heading names a unit of time."""
-        return j > 0 and ((j + width - len(row)) in timed or bool(TIME_HEADING.search(row[0])))
+        return j > 0 and ((j + width - len(row)) in timed or bool(TIME_HEADING.search(row[0].replace("_", " "))))
 
     masked = [[MASKED if is_time(row, j) else c for j, c in enumerate(row)] for row in cells]
     return (_text(caption.group(1)) if caption else ""), heads + masked

@@ -211,7 +211,7 @@ def test_the_stronger_adversary_chooses_on_one_half_of_the_people_and_measures_o
     table = study.stronger_adversary(cfg, sweep, train_dataset=cfg.dataset).set_index("method")
     half = pipeline.evaluation_set(cfg, indices=indices).halves(cfg.seed)
     assert (table["images"] == int((half == 1).sum())).all() and 0 < (half == 1).sum() < len(indices)
-    chosen = privacy.eps_star(study.chosen_on(sweep[sweep["eps"] <= config.SENSITIVE_MAX_EPS], "choose"))
+    chosen = privacy.eps_star(privacy.chosen_on(sweep[sweep["eps"] <= config.SENSITIVE_MAX_EPS], "choose"))
     assert table.loc["mi-fgsm", "value"] == chosen["mi-fgsm"]
     assert table.loc["reference", "gain_b"] == 0.0
 
@@ -313,6 +313,14 @@ def test_eps_star_is_chosen_on_one_half_and_reported_on_the_other():
     text = study.describe_held_out_eps_star(table)
     assert "MI-FGSM ε* = 0.002, setting B 70.0% [68.0%, 72.0%]" in text
     assert text.endswith("flatters 1 of 2 attacks, by up to 12.0 points.")
+
+
+def test_chosen_on_reads_setting_b_on_the_named_half():
+    sweep = _halved_sweep()
+    assert privacy.chosen_on(sweep, "choose")["setting_b"].tolist() == sweep["setting_b_choose"].tolist()
+    assert privacy.chosen_on(sweep, "report")["setting_b"].tolist() == sweep["setting_b_report"].tolist()
+    with pytest.raises(ValueError, match="half='B': expected 'choose' or 'report'"):
+        privacy.chosen_on(sweep, "B")
 
 
 def test_finding_one_chosen_on_one_half_is_read_on_the_other():

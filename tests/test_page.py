@@ -31,3 +31,14 @@ def test_setting_b_plus_and_its_gains_read_as_the_book_names_them_and_methods_by
     for text in (">setting B+<", ">setting B+ best<", ">gain B+ low<", ">MI-FGSM<", ">Multi-IVE<", ">clean<"):
         assert text in html, text
     assert ">mi-fgsm<" not in html
+
+
+def test_methods_in_the_index_are_shown_by_their_labels_too() -> None:
+    single = pd.DataFrame({"eps_star": [0.002, 0.003]}, index=pd.Index(["mi-fgsm", "fgsm"], name="method"))
+    html = page.table(single, "ε* per attack.").to_html()
+    assert ">MI-FGSM<" in html and ">FGSM<" in html and ">mi-fgsm<" not in html
+    nested = pd.DataFrame({"setting_b": [0.9, 0.8]},
+                          index=pd.MultiIndex.from_tuples([(0.5, "mi-fgsm-mlp"), (1.0, "random")],
+                                                          names=["eps", "method"]))
+    html = page.table(nested, "By ε.", percent=["setting_b"]).to_html()
+    assert ">MI-FGSM-MLP<" in html and ">RNDATK<" in html and ">0.5<" in html and ">random<" not in html

@@ -143,7 +143,8 @@ def iterative_study(cfg: RunConfig, chapter_sizes: dict[str, Any] | None = None,
                 **{k: templates[p][name] for p, k in keys.items() if name in plan.views[p]}}
         rows.append(_measure(cfg, target, sets).assign(transform=name))
     robust = pd.concat(rows, ignore_index=True)
-    robust = robust[["transform", "method", "value", "grey_levels", "setting_b", "eer", "accuracy"]]
+    robust = robust[["transform", "method", "value", "grey_levels", "setting_b", "eer", "accuracy",
+                     *(f"{m}_{end}" for m in ("setting_b", "eer") for end in ("low", "high"))]]
 
     curve_sets = {REFERENCE: clean}
     curve_sets.update({SetKey("mi-fgsm", "eps", e): z for e, z in pipeline.perturbed_templates(
@@ -293,8 +294,9 @@ def attribute_leakage(
         target = pipeline.evaluation_set(cfg, name=name, attribute=measured, indices=indices)
         frame, _ = pipeline.measure_sets(cfg, sets, target, folds=int(cfg.sizes["cv_folds"]), multiclass=True)
         rows += [{"protected": against[key], "method": key.method, "grey_levels": key.value, "measured": measured,
-                  "setting_b": b, "chance": 1 / len(data.ATTRIBUTES[measured])}
-                 for key, b in zip(sets, frame["setting_b"])]
+                  "setting_b": b, "setting_b_low": low, "setting_b_high": high,
+                  "chance": 1 / len(data.ATTRIBUTES[measured])}
+                 for key, b, low, high in zip(sets, frame["setting_b"], frame["setting_b_low"], frame["setting_b_high"])]
     return pd.DataFrame(rows)
 
 

@@ -309,7 +309,7 @@ def stronger_adversary(cfg: RunConfig, sweep: pd.DataFrame, mode: str = "float",
     train_dataset = train_dataset or train_dataset_for(cfg.dataset)
     indices = pipeline.subset(cfg)
     target = pipeline.evaluation_set(cfg, indices=indices)
-    low = chosen_on(sweep[(sweep["eps"] <= SENSITIVE_MAX_EPS) & (sweep["mode"] == mode)], "choose")
+    low = privacy.chosen_on(sweep[(sweep["eps"] <= SENSITIVE_MAX_EPS) & (sweep["mode"] == mode)], "choose")
     star = privacy.eps_star(low)
     sets = {REFERENCE: pipeline.templates(cfg)["templates"][indices]}
     for method in (m for m in ("mi-fgsm", "fgsm") if m in star.index):
@@ -428,20 +428,14 @@ def eps_star_table(sweep: pd.DataFrame, sensitive: Sequence[float], low: Sequenc
     })
 
 
-def chosen_on(sweep: pd.DataFrame, half: str) -> pd.DataFrame:
-    """The sweep with setting B read on one half of the people (``choose`` or ``report``, :func:`attack_sweep`), for
-    choosing ε* there (:func:`mifgsm_lib.privacy.eps_star` reads ``setting_b``)."""
-    return sweep.assign(setting_b=sweep[f"setting_b_{half}"])
-
-
 def held_out_eps_star(sweep: pd.DataFrame, low: Sequence[float]) -> pd.DataFrame:
     """Per attack, ε* over ``low`` chosen on one half of the people and setting B reported on the other
     (the book's way, :func:`attack_sweep`'s halves), beside ε* chosen on the reported half itself (the paper's way:
     choose and report on the same images). ``selection effect``: the paper's way minus the book's, on the same
     images (negative: choosing on the reported images flatters the attack)."""
     rows = privacy.on_grid(sweep, low)
-    chosen = privacy.eps_star(chosen_on(rows, "choose"))
-    itself = privacy.eps_star(chosen_on(rows, "report"))
+    chosen = privacy.eps_star(privacy.chosen_on(rows, "choose"))
+    itself = privacy.eps_star(privacy.chosen_on(rows, "report"))
     held, same = privacy.at_eps(rows, chosen.to_dict()), privacy.at_eps(rows, itself.to_dict())
     return pd.DataFrame({
         "ε* chosen on half A": chosen,
