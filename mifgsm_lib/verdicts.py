@@ -109,7 +109,7 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
     findings = [
         {"finding": "1. MI-based attacks beat FGSM in setting B at their best ε",
          "paper": "LFW: MI-FGSM {mi-fgsm} % vs FGSM {fgsm} % (Sec. 6.2.2)".format(**paper.LOWEST_SETTING_B["LFW"]),
-         "measured": ", ".join(f"{m} {best[m]:.1%} (ε* = {low_star[m]:.4g})" for m in (*MI_ATTACKS, "fgsm"))
+         "measured": ", ".join(f"{methods.label(m)} {best[m]:.1%} (ε* = {low_star[m]:.4g})" for m in (*MI_ATTACKS, "fgsm"))
                      + (" (ε* chosen on half A of the people, setting B read on half B)" if held_out else ""),
          "slack": min(float(best["fgsm"] - best[m]) for m in MI_ATTACKS),
          "replicates": (lambda: np.min([rep("fgsm", low_star["fgsm"], reported) - rep(m, low_star[m], reported)
@@ -117,7 +117,7 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
         {"finding": "2. Setting-B accuracy rises above clean at larger ε",
          "paper": "all attacks but the random one, past a very low ε (Sec. 6.2.1)",
          "measured": f"clean {clean_b:.1%}; " + "; ".join(
-             f"{m} above clean at ε = {', '.join(f'{e:g}' for e in above[m]) or 'none'} of the default range, "
+             f"{methods.label(m)} above clean at ε = {', '.join(f'{e:g}' for e in above[m]) or 'none'} of the default range, "
              f"lowest {default_rows[m]['setting_b'].min():.1%}" for m in _gradient_attacks()),
          "slack": min(float(rows["setting_b"].min() - clean_b) for rows in default_rows.values()),
          "replicates": (lambda: np.min([rep(m, e) - np.asarray(replicates[REFERENCE]["setting_b"])
@@ -125,14 +125,14 @@ def paper_findings(sweep: pd.DataFrame, default_range: Sequence[float], margin: 
         {"finding": "3. The black-box MI-FGSM is competitive with the white-box attacks in setting A",
          "paper": "competitive with FGSM and MI-FGSM-MLP on most datasets (Sec. 6.2.1)",
          "measured": "mean setting A over the default range: "
-                     + ", ".join(f"{m} {v:.1%}" for m, v in mean_a.items()) + f" (competitive: within {margin:.0%})",
+                     + ", ".join(f"{methods.label(m)} {v:.1%}" for m, v in mean_a.items()) + f" (competitive: within {margin:.0%})",
          "slack": min(mean_a[m] for m in WHITE_BOX_ATTACKS) + margin - mean_a["mi-fgsm"],
          "replicates": (lambda: np.min([np.mean([rep(m, e, "setting_a") for e in default_rows[m]["eps"]], axis=0)
                                         for m in WHITE_BOX_ATTACKS], axis=0) + margin
                         - np.mean([rep("mi-fgsm", e, "setting_a") for e in default_rows["mi-fgsm"]["eps"]], axis=0))},
         {"finding": "4. ε* ≤ 0.03",
          "paper": f"ε* inside the sensitive range, up to {SENSITIVE_MAX_EPS:g} (Sec. 6.2.2)",
-         "measured": "ε* over every ε swept: " + ", ".join(f"{m} {e:.4g}" for m, e in star.items()),
+         "measured": "ε* over every ε swept: " + ", ".join(f"{methods.label(m)} {e:.4g}" for m, e in star.items()),
          "slack": SENSITIVE_MAX_EPS - float(star["mi-fgsm"]),
          "replicates": (lambda: SENSITIVE_MAX_EPS - _eps_star_replicates(
              attacked["eps"].to_numpy(), np.stack([rep("mi-fgsm", e) for e in attacked["eps"]], axis=1)))},

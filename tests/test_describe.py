@@ -40,7 +40,7 @@ def test_agreement_mentions_the_random_attack_only_where_it_was_compared(with_ra
                               for a in names], index=names, columns=names)
     text = attacks_study.describe_agreement(check, agreement, GRADIENT, 300_000)
     assert "With batches of 16 instead of 64, 99.99900% of the direction values are unchanged" in text
-    assert "(3 of 300,000 differ" in text and "mi-fgsm and fgsm 80.0%" in text
+    assert "(3 of 300,000 differ" in text and "MI-FGSM and FGSM 80.0%" in text
     if with_random:
         assert "the random attack agrees with each about 50.0% of the time" in text
     else:

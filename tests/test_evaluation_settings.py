@@ -110,7 +110,7 @@ def _findings_sweep(mi_best_b: float, fgsm_best_b: float, big_eps_b: float, mi_a
 def test_paper_findings_hold_when_the_numbers_say_so():
     table = verdicts.paper_findings(_findings_sweep(0.7, 0.8, 0.99, 0.22), default_range=[0.05, 0.3])
     assert table["verdict"].tolist() == ["holds"] * 4
-    assert "fgsm 80.0%" in table.loc[0, "measured"]
+    assert ", FGSM 80.0% (ε* = 0.005)" in table.loc[0, "measured"]
     assert table["slack"].tolist() == pytest.approx([0.1, 0.09, 0.03, 0.025])
 
 

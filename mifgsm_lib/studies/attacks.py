@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mifgsm_lib import attacks, mi, pipeline, protect, quality, verification
+from mifgsm_lib import attacks, methods, mi, pipeline, protect, quality, verification
 from mifgsm_lib.config import RunConfig
 from mifgsm_lib.faces.models import FaceModel, embed
 from mifgsm_lib.validation import check_eps_list
@@ -235,7 +235,8 @@ def describe_agreement(check: pd.DataFrame, agreement: pd.DataFrame, gradient_me
     text = (f"With batches of {int(last['batch_size'])} instead of {int(check['batch_size'].iloc[0])}, "
             f"{last['equal_to_first']:.5%} of the direction values are unchanged ({int(last['differ'])} of "
             f"{n_values:,} differ, from floating-point rounding of gradients that are almost exactly zero). "
-            "Agreement between attacks: " + ", ".join(f"{a} and {b} {agreement.loc[a, b]:.1%}" for a, b in pairs))
+            "Agreement between attacks: " + ", ".join(f"{methods.label(a)} and {methods.label(b)} {agreement.loc[a, b]:.1%}"
+                                                     for a, b in pairs))
     if "random" in agreement.index:
         text += (f"; the random attack agrees with each about {agreement.loc['random', list(gradient_methods)].mean():.1%}"
                  " of the time (chance: 50 % where the gradient is non-zero)")
