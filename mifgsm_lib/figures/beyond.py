@@ -134,7 +134,7 @@ def plot_leakage(leakage: pd.DataFrame) -> Figure:
             own = row.protected == attribute
             ax.bar(x, 100 * row.setting_b, color=palette.get(row.protected, "grey"), alpha=0.9 if own else 0.5,
                    hatch="//" if methods.get(row.method).kind == "iterative" else None, edgecolor="white")
-        labels = ["clean" if p == "none" else f"{p}\n{m}, {g:g}" for p, m, g in
+        labels = ["clean" if p == "none" else f"{p}\n{methods.label(m)}, {g:g}" for p, m, g in
                   zip(part["protected"], part["method"], part["grey_levels"])]
         error_bars(ax, part, np.arange(len(part)), "setting_b", "black")
         ax.axhline(100 * part["chance"].iloc[0], color="grey", linestyle=":", label="chance (1/K)")
