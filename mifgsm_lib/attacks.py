@@ -107,13 +107,7 @@ def check_mode(mode: str) -> str:
 
 def store(images: torch.Tensor, mode: str) -> torch.Tensor:
     """The image as stored: unchanged in ``float`` mode, rounded to the 8-bit grid in ``uint8`` mode."""
-    return _on_8_bit_grid(images * 255.0) if check_mode(mode) == "uint8" else images
-
-
-def _on_8_bit_grid(scaled: torch.Tensor) -> torch.Tensor:
-    """Pixel values times 255 (a tensor of the caller's own, changed in place) rounded to the 8-bit grid, back
-    on the [0, 1] scale."""
-    return scaled.round_().div_(255.0)
+    return torch.round(images * 255.0) / 255.0 if check_mode(mode) == "uint8" else images
 
 
 def perturb(images: ImageBatch, direction: np.ndarray | torch.Tensor, eps: float, mode: str = "float") -> torch.Tensor:
@@ -128,10 +122,8 @@ def perturb(images: ImageBatch, direction: np.ndarray | torch.Tensor, eps: float
 
 
 def apply_direction(x: torch.Tensor, d: torch.Tensor, eps: float, mode: str) -> torch.Tensor:
-    """:func:`perturb` on inputs already checked, with ``d`` in the dtype of ``x``: one new tensor, the rest of
-    the steps in place (the same values as ``store((x + eps * d).clamp(0, 1), mode)``, fewer passes over memory)."""
-    perturbed = torch.add(x, d, alpha=eps).clamp_(0.0, 1.0)
-    return _on_8_bit_grid(perturbed.mul_(255.0)) if check_mode(mode) == "uint8" else perturbed
+    """:func:`perturb` on inputs already checked, with ``d`` in the dtype of ``x``."""
+    return store((x + eps * d).clamp_(0.0, 1.0), mode)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -129,9 +129,7 @@ def embed_views(
                        else (shown != previous).flatten(1).any(dim=1).cpu().numpy())
             if not changed.all():
                 out[key][idx[~changed]] = previous_z[~changed]
-            if changed.all():
-                out[key][idx] = embed(face_model, shown, batch_size=len(idx), device=dev, progress=False)
-            elif changed.any():
+            if changed.any():
                 fresh = shown[torch.from_numpy(changed).to(dev)]
                 out[key][idx[changed]] = embed(face_model, fresh, batch_size=len(fresh), device=dev, progress=False)
             previous, previous_z = shown, out[key][idx]
@@ -168,17 +166,11 @@ def embed_perturbed(
             f"direction: expected shape {image_shape(images)} like the images, got {tuple(direction.shape)}"
         )
     dev = resolve_device(str(device))
-    batch: dict[str, object] = {"idx": None, "d": None}
-
-    def batch_direction(x: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
-        """The batch's directions in the dtype and layout of ``x``, converted once for all its ε."""
-        if batch["idx"] is not idx:
-            batch["idx"] = idx
-            batch["d"] = torch.as_tensor(direction[idx]).to(dev, x.dtype, memory_format=torch.channels_last)
-        return batch["d"]
 
     def at(eps: float) -> View:
-        return lambda x, idx: apply_direction(x, batch_direction(x, idx), eps, mode)
+        return lambda x, idx: apply_direction(x, torch.as_tensor(direction[idx]).to(dev, x.dtype,
+                                                                               memory_format=torch.channels_last),
+                                         eps, mode)
 
     views = {e: at(e) for e in eps_values}
     found = embed_views(face_model, images, views, consecutive_batches(image_shape(images)[0], batch_size),
