@@ -5,7 +5,10 @@ the network without a gradient, and with one), then the build time and the total
 the floor, the minimum work the book needs: one gradient per (image, attack) attacked and one forward pass per
 distinct stored image (image, attack, ε, storage) that a figure or table uses, counted from what the chapters
 requested (``requested`` in each cached entry of :func:`mifgsm_lib.pipeline.perturbed_templates`). The other
-passes (clean templates, MI-PGD's steps, processed views, small checks) are counted as needed.
+passes (clean templates, MI-PGD's steps, processed views, small checks) are counted as needed. Last, the
+floor in time: the cost of one forward and one gradient pass per image, measured in the same run after the book
+(batches of 64, the face model as the chapters load it), times the floor's passes, in all and for the chapters of
+the paper's own figures (every chapter but "Beyond one step"), beside the minutes those chapters took.
 
     python benchmarks/bench_book.py --profile quick [--out DIR] [--artifacts DIR] [--setup]
 
@@ -26,9 +29,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mifgsm_lib import book, page
 from mifgsm_lib.cache import load_npz
+from mifgsm_lib.config import resolve_device
+from mifgsm_lib.faces.models import load_face_model
+
+#: The chapter beyond the paper's own figures (its passes are not the paper's floor).
+BEYOND = "beyond"
 
 
 def chapter_rows(out: Path, ledger: Path) -> list[dict[str, float | str]]:
@@ -80,6 +89,52 @@ def floor(artifacts: Path) -> dict[str, int]:
     return {"forward": forward, "gradient": gradient, "groups": len(groups)}
 
 
+def pass_costs(device: str, batch: int = 64, repeats: int = 3) -> dict[str, float]:
+    """Seconds per image of a forward pass of the face model (no autograd) and of a gradient pass (forward and
+    backward to the pixels), the best of ``repeats`` batches after one warm-up. A pass costs the same whatever the
+    pixels, so the batch is uniform noise."""
+    model = load_face_model("dlib", device=device)
+    x = torch.rand(batch, 3, 150, 150, generator=torch.Generator().manual_seed(0)).to(resolve_device(device))
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    def gradient() -> None:
+        pixels = x.detach().requires_grad_(True)
+        torch.autograd.grad(model(pixels).sum(), pixels)
+
+    costs = {}
+    for name, run in (("forward", forward), ("gradient", gradient)):
+        times = []
+        for _ in range(repeats + 1):
+            if x.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run()
+            if x.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        costs[name] = min(times[1:]) / batch
+    return costs
+
+
+def print_time_floor(rows: list[dict[str, float | str]], floor_passes: dict[str, int], costs: dict[str, float]) -> None:
+    """The floor's passes at the measured costs, in all and for the paper's chapters, beside the chapters' minutes."""
+    def minutes(forward: float, gradient: float) -> float:
+        return (forward * costs["forward"] + gradient * costs["gradient"]) / 60
+
+    chapters = [r for r in rows if "forward" in r]
+    paper = [r for r in chapters if r["step"] != BEYOND]
+    paper_minutes = sum(float(r["seconds"]) for r in paper) / 60
+    paper_passes = minutes(sum(int(r["forward"]) for r in paper), sum(int(r["gradient"]) for r in paper))
+    print(f"\nthe floor in time, at {costs['forward'] * 1e3:.2f} ms per image and forward pass and "
+          f"{costs['gradient'] * 1e3:.2f} ms per gradient pass (batches of 64, measured now):")
+    print(f"  every chapter: the floor's passes {minutes(floor_passes['forward'], floor_passes['gradient']):.1f} min")
+    print(f"  the paper's chapters (all but {BEYOND!r}): their passes {paper_passes:.1f} min of the "
+          f"{paper_minutes:.1f} min they took")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="quick", choices=["quick", "default", "paper"])
@@ -125,6 +180,9 @@ def main() -> None:
     run_all = passes["forward"] + passes["gradient"]
     floor_all = run_all - sweep_f - sweep_g + need["forward"] + need["gradient"]
     print(f"all passes        {run_all:10,d} run, floor {floor_all:10,d}: ratio {run_all / max(1, floor_all):.3f}")
+    floor_split = {"forward": passes["forward"] - sweep_f + need["forward"],
+                   "gradient": passes["gradient"] - sweep_g + need["gradient"]}
+    print_time_floor(rows, floor_split, pass_costs(args.device))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ perturbed image to 8 bits as a stored photo would be, so a perturbation below ha
 vanishes and neighbouring ε can give the same image.
 
 :class:`MIPGD` goes beyond the paper: several steps of size α inside the L∞ ball of radius ε, with either
-the vCLUB objective or a "confusion" objective, optionally re-estimating q between steps.
+the vCLUB objective or a "confusion" objective, optionally re-estimating q between steps. :class:`ErasurePGD`
+takes the same steps towards a template-space target, the template with the attribute linearly erased.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ import copy
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from mifgsm_lib.classifiers import MLPGenderClassifier
+from mifgsm_lib.erasure import LinearEraser
 from mifgsm_lib.faces.models import to_tensor
 from mifgsm_lib.mi import VCLUB, label_frequencies
 from mifgsm_lib.nets import label_tensor
@@ -304,6 +307,22 @@ def reestimate(estimator: VCLUB, z: torch.Tensor, y: torch.Tensor, iterations: i
     return estimator.eval()
 
 
+def signed_step(adv: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, alpha: float, eps: float) -> torch.Tensor:
+    """One PGD step down ``grad``: clip(Π_{‖x' − x‖∞ ≤ ε}(x_t − α·sign(grad)), 0, 1)."""
+    adv = adv.detach() - alpha * grad.sign()
+    return torch.maximum(torch.minimum(adv, x + eps), x - eps).clamp_(0.0, 1.0)
+
+
+def check_pgd(eps: float, alpha: float, steps: int) -> tuple[float, float, int]:
+    """(ε, α, steps) of a PGD protection: 0 < α ≤ ε and at least one step."""
+    eps = check_eps(eps)
+    if not 0 < float(alpha) <= eps:
+        raise ValueError(f"alpha={alpha!r}: expected a step size with 0 < alpha <= eps={eps!r}")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps={steps!r}: expected at least 1 step")
+    return eps, float(alpha), int(steps)
+
+
 class MIPGD(nn.Module):
     """MI-PGD: ``steps`` signed-gradient steps of size α, each projected onto the L∞ ball of radius ε and clipped.
 
@@ -336,12 +355,7 @@ class MIPGD(nn.Module):
     ) -> None:
         super().__init__()
         check_dim(estimator, face_model.embedding_dim, f"face model {face_model.name!r}")
-        self.eps = check_eps(eps)
-        self.alpha = float(alpha)
-        if not 0 < self.alpha <= self.eps:
-            raise ValueError(f"alpha={alpha!r}: expected a step size with 0 < alpha <= eps={eps!r}")
-        if not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"steps={steps!r}: expected at least 1 step")
+        self.eps, self.alpha, self.steps = check_pgd(eps, alpha, steps)
         if objective not in PGD_OBJECTIVES:
             raise ValueError(f"objective={objective!r}: expected one of {PGD_OBJECTIVES}")
         if reestimate and (int(reestimate_iterations) < 1 or not reestimate_lr > 0):
@@ -351,7 +365,6 @@ class MIPGD(nn.Module):
             )
         self.face_model = face_model
         self.estimator = estimator
-        self.steps = int(steps)
         self.objective = objective
         self.reestimate = reestimate
         self.reestimate_iterations = int(reestimate_iterations)
@@ -370,8 +383,7 @@ class MIPGD(nn.Module):
             adv.requires_grad_(True)
             with torch.enable_grad():
                 (grad,) = torch.autograd.grad(self.loss(q, self.face_model(adv), y), adv)
-            adv = adv.detach() - self.alpha * grad.sign()
-            adv = torch.maximum(torch.minimum(adv, x + self.eps), x - self.eps).clamp_(0.0, 1.0)
+            adv = signed_step(adv, grad, x, self.alpha, self.eps)
             if self.reestimate and step < self.steps - 1:
                 with torch.no_grad():
                     z = self.face_model(adv)
@@ -379,3 +391,43 @@ class MIPGD(nn.Module):
         return adv
 
 
+
+
+class ErasurePGD(nn.Module):
+    """PGD towards the erased template: ``steps`` signed-gradient steps of size α on ‖f(x') − r(f(x))‖², each
+    projected onto the L∞ ball of radius ε and clipped, where r is a :class:`~mifgsm_lib.erasure.LinearEraser`
+    fitted on clean templates (LEACE). The target keeps every component of the clean template but the attribute's
+    linear one, so identity, not the attribute, holds the template in place.
+
+    Unlike MI-FGSM it needs no label at protection time: the eraser learned the attribute's statistics once, on
+    clean labelled templates. ``attack(images, y)`` ignores ``y`` (the signature of the other protections) and
+    returns float images in [0, 1].
+    """
+
+    name = "Erasure-PGD"
+
+    def __init__(self, face_model: nn.Module, eraser: LinearEraser, eps: float, alpha: float, steps: int) -> None:
+        super().__init__()
+        check_is_fitted(eraser, "basis_")
+        if eraser.n_features_in_ != face_model.embedding_dim:
+            raise ValueError(f"eraser: fitted on {eraser.n_features_in_}-D templates; face model "
+                             f"{face_model.name!r} gives {face_model.embedding_dim}-D ones")
+        self.eps, self.alpha, self.steps = check_pgd(eps, alpha, steps)
+        self.face_model, self.eraser = face_model, eraser
+
+    def targets(self, x: torch.Tensor) -> torch.Tensor:
+        """r(f(x)): the erased clean templates."""
+        with torch.no_grad():
+            z = self.face_model(x).double().cpu().numpy()
+        return torch.from_numpy(self.eraser.transform(z)).to(device=x.device, dtype=x.dtype)
+
+    def forward(self, images: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        x = as_float_images(images).detach()
+        target = self.targets(x)
+        adv = x.clone()
+        for _ in range(self.steps):
+            adv.requires_grad_(True)
+            with torch.enable_grad():
+                (grad,) = torch.autograd.grad((self.face_model(adv) - target).square().sum(), adv)
+            adv = signed_step(adv, grad, x, self.alpha, self.eps)
+        return adv

@@ -17,7 +17,7 @@ import torch
 from mifgsm_lib.validation import check_eps
 
 #: The iterative protections of the chapter "Beyond one step" (:mod:`mifgsm_lib.methods`).
-_PGD = ("mi-pgd", "mi-pgd-confusion", "mi-pgd-aware")
+_PGD = ("mi-pgd", "mi-pgd-confusion", "mi-pgd-aware", "erasure-pgd")
 #: The synthetic experiments of the chapter "CLUB theory" at full size (the default and paper profiles).
 _CLUB_THEORY_FULL = {"dim": 4, "n_train": 10_000, "n_val": 10_000, "iterations": 5000, "eval_every": 25,
                      "mc_samples": 1_000_000, "early_seeds": 20, "early_iterations": 60, "pool": 200_000,
@@ -45,7 +45,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                         "mc_samples": 100_000, "early_seeds": 6, "early_iterations": 40, "pool": 20_000,
                         "repeats": 200},
         "beyond": {"folds": (4,), "pgd_steps": 3, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
-                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion"),
+                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion", "erasure-pgd"),
                    "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
                    "attribute_images": None},
     },
@@ -64,7 +64,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "frontier_attacks": ("mi-fgsm",),
         "club_theory": _CLUB_THEORY_FULL,
         "beyond": {"folds": (4,), "pgd_steps": 5, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
-                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion"),
+                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion", "erasure-pgd"),
                    "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
                    "attribute_images": 400},
     },

@@ -12,7 +12,7 @@ Kinds:
 
 - ``reference``: the clean images and templates (no privacy);
 - ``one-step``: x* = clip(x + ε·d), one direction per image for every ε (the paper's Eqs. 1-4);
-- ``iterative``: several steps inside the L∞ ball of radius ε (MI-PGD, beyond the paper);
+- ``iterative``: several steps inside the L∞ ball of radius ε (MI-PGD and Erasure-PGD, beyond the paper);
 - ``template``: a transformer of the templates, trained on another dataset (IVE, Multi-IVE; Sec. 6.3).
 """
 
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from mifgsm_lib import attacks
 from mifgsm_lib.baselines import IVE, MultiIVE
 from mifgsm_lib.classifiers import MLPGenderClassifier
+from mifgsm_lib.erasure import LinearEraser
 from mifgsm_lib.faces.models import FaceModel
 from mifgsm_lib.mi import VCLUB
 from mifgsm_lib.validation import check_distinct, check_positive_int
@@ -44,6 +45,8 @@ class Resources(Protocol):
     def mlp(self) -> MLPGenderClassifier: ...
 
     def vclub(self, features: str) -> VCLUB: ...
+
+    def eraser(self) -> LinearEraser: ...
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,12 @@ def _pgd(objective: str, reestimate: bool) -> Callable[[Resources, float, int], 
     return build
 
 
+def _erasure_pgd(resources: Resources, eps: float, steps: int) -> attacks.ErasurePGD:
+    """PGD towards the LEACE-erased template at ε, with α = :func:`step_size`."""
+    return attacks.ErasurePGD(resources.face_model(), resources.eraser(), eps=eps, alpha=step_size(eps, steps),
+                              steps=steps)
+
+
 def step_size(eps: float, steps: int) -> float:
     """MI-PGD's α: 2.5 ε / steps (Madry et al.'s rule), at most ε (so one step is MI-FGSM)."""
     check_positive_int(steps, "steps")
@@ -176,6 +185,8 @@ for _method in (
            build=_pgd("confusion", False)),
     Method("mi-pgd-aware", "MI-PGD (confusion, attacker-aware)", "iterative", "tab:brown", "D", access="black box",
            build=_pgd("confusion", True)),
+    Method("erasure-pgd", "Erasure-PGD (LEACE target)", "iterative", "tab:pink", "X", access="black box",
+           build=_erasure_pgd),
     Method("ive", "IVE", "template", "tab:cyan", "D", paper=True, build=IVE),
     Method("multi-ive", "Multi-IVE", "template", "tab:olive", "P", paper=True,
            build=lambda **kw: MultiIVE(domain="pca", **kw)),

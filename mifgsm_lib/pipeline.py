@@ -33,6 +33,7 @@ import torch
 from mifgsm_lib import attacks, classifiers, data, evaluation, faces, methods, mi, protect, robustness
 from mifgsm_lib.cache import ArtifactCache, atomic_write, save_npz
 from mifgsm_lib.config import RunConfig, is_url, torch_threads
+from mifgsm_lib.erasure import LinearEraser
 from mifgsm_lib.evaluation import EvaluationSet
 from mifgsm_lib.faces.alignment import ALIGN_CHUNK
 from mifgsm_lib.faces.dlib_resnet import DLIB_RESNET_FILE, dlib_model_file
@@ -479,6 +480,12 @@ class Resources:
 
     def vclub(self, features: str) -> mi.VCLUB:
         return vclub(self.cfg, features, self.iteration, self.name, self.attribute)[0]
+
+    def eraser(self) -> LinearEraser:
+        """LEACE fitted on the clean templates the vCLUB estimators are trained on (:func:`vclub_split`)."""
+        train, _ = vclub_split(self.cfg, self.name, self.attribute)
+        return LinearEraser().fit(templates(self.cfg, self.name)["templates"][train],
+                                  labels(self.cfg, self.attribute, self.name)[train])
 
 
 def make_attack(cfg: RunConfig, method: str, iteration: int | None = None, name: str | None = None,

@@ -1,4 +1,4 @@
-"""Tests of the attacks of Sec. 3 (Eqs. 1-4) and MI-PGD, on a tiny stand-in face model."""
+"""Tests of the attacks of Sec. 3 (Eqs. 1-4), MI-PGD and Erasure-PGD, on a tiny stand-in face model."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.exceptions import NotFittedError
 from torch import nn
 
 from mifgsm_lib import attacks, config, protect
+from mifgsm_lib.erasure import LinearEraser
 from mifgsm_lib.config import eps_grid_default, eps_grid_sensitive
 from mifgsm_lib.classifiers import MLPGenderClassifier, train_mlp
 from mifgsm_lib.mi import VCLUB, stratified_batches, train_vclub
@@ -388,3 +390,34 @@ def test_attacks_work_for_k_classes(setup: dict) -> None:
     assert after < before
     with pytest.raises(ValueError, match="expected at least 3 classes"):
         attacks.confusion(estimator, face(x), torch.as_tensor(np.arange(12) % 2))
+
+
+def test_erasure_pgd_approaches_the_erased_template_inside_its_budget(setup: dict) -> None:
+    face, chips, y = setup["face"], setup["chips"], setup["y"]
+    x = attacks.as_float_images(chips)
+    with torch.no_grad():
+        z = face(x).double().numpy()
+    eraser = LinearEraser().fit(z, y)
+    eps = 0.03
+    attack = attacks.ErasurePGD(face, eraser, eps=eps, alpha=0.01, steps=5)
+    adv = attack(x)
+    assert (adv - x).abs().max() <= eps + 1e-6
+    assert adv.min() >= 0 and adv.max() <= 1
+    target = attack.targets(x)
+    with torch.no_grad():
+        before = (face(x) - target).square().sum().item()
+        after = (face(adv) - target).square().sum().item()
+    assert after < 0.9 * before
+    torch.testing.assert_close(attack(x, torch.as_tensor(y)), adv)  # the labels are not used, and no randomness
+
+
+def test_erasure_pgd_bad_parameters(setup: dict) -> None:
+    face, chips, y = setup["face"], setup["chips"], setup["y"]
+    with torch.no_grad():
+        z = face(attacks.as_float_images(chips)).double().numpy()
+    with pytest.raises(NotFittedError):
+        attacks.ErasurePGD(face, LinearEraser(), eps=0.03, alpha=0.01, steps=2)
+    with pytest.raises(ValueError, match=f"eraser: fitted on 3-D templates; face model .* gives {DIM}-D ones"):
+        attacks.ErasurePGD(face, LinearEraser().fit(z[:, :3], y), eps=0.03, alpha=0.01, steps=2)
+    with pytest.raises(ValueError, match="alpha=0.05: expected a step size with 0 < alpha <= eps=0.03"):
+        attacks.ErasurePGD(face, LinearEraser().fit(z, y), eps=0.03, alpha=0.05, steps=2)
