@@ -319,3 +319,23 @@ def beyond(frontier: pd.DataFrame, assessment: pd.DataFrame, recommended: pd.Ser
                          recommended["robust"] != 0 and recommended["transfers"] != 0,
                          f"robust {recommended['robust']}, transfers {recommended['transfers']}"))
     return out
+
+
+def dominance(frontier: pd.DataFrame, points: pd.DataFrame, method: str, verdicts_by_metric: dict[str, dict]
+              ) -> list[Check]:
+    """The comparison with the template baseline measures the frontier's own photos: the protection's 8-bit
+    setting B at each budget, and the clean one, equal the frontier's (the same templates, images and seed); and
+    each verdict's "holds" is the conjunction of its points' "dominated" over the range it names."""
+    shown = frontier[frontier["mode"] == "uint8"].set_index(["method", "grey_levels"])["setting_b"]
+    ours = points[points["method"].isin(["reference", method])]
+    gaps = [abs(float(r.setting_b) - float(shown.loc[(r.method, 0.0 if r.method == "reference" else r.grey_levels)]))
+            for r in ours.itertuples()]
+    out = [Check("the comparison's photos are the frontier's: the same setting B at every budget and clean",
+                 max(gaps) <= 1e-12, f"largest gap {max(gaps):.2g} over {len(gaps)} sets")]
+    for metric, result in verdicts_by_metric.items():
+        per = result["points"]
+        expected = bool(per.loc[per["baseline_b"] >= result["down_to"], "beyond"].all()) and bool(
+            (per["baseline_b"] >= result["down_to"]).any())
+        out.append(Check(f"the {metric} verdict is the conjunction of its points", result["holds"] == expected,
+                         f"holds {result['holds']}, points {per['beyond'].tolist()}"))
+    return out

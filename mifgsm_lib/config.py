@@ -45,6 +45,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                         "mc_samples": 100_000, "early_seeds": 6, "early_iterations": 40, "pool": 20_000,
                         "repeats": 200},
         "beyond": {"folds": (4,), "pgd_steps": 3, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
+                   "extra_budgets": {"erasure-pgd": (1, 4)},
                    "robustness_methods": ("mi-fgsm", "mi-pgd-confusion", "erasure-pgd"),
                    "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
                    "attribute_images": None},
@@ -64,6 +65,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "frontier_attacks": ("mi-fgsm",),
         "club_theory": _CLUB_THEORY_FULL,
         "beyond": {"folds": (4,), "pgd_steps": 5, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
+                   "extra_budgets": {"erasure-pgd": (1, 4)},
                    "robustness_methods": ("mi-fgsm", "mi-pgd-confusion", "erasure-pgd"),
                    "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
                    "attribute_images": 400},
@@ -83,6 +85,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "frontier_attacks": None,  # every one-step attack of mifgsm_lib.methods
         "club_theory": _CLUB_THEORY_FULL,
         "beyond": {"folds": None, "pgd_steps": 10, "one_step_budgets": (1, 2), "pgd_budgets": (1, 2),
+                   "extra_budgets": {"erasure-pgd": (1, 4)},
                    "robustness_methods": ("mi-fgsm", *_PGD),
                    "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 1),
                                              ("mi-pgd-confusion", 2), ("mi-pgd-aware", 2)),

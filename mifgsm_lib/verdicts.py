@@ -462,3 +462,80 @@ def verdict(frontier: pd.DataFrame, kept: pd.DataFrame, leakage: pd.DataFrame | 
             text.append(f"Protecting gender this way changes the age-group leakage on the other dataset by "
                         f"{100 * at['change'].iloc[0]:+.1f} points.")
     return " ".join(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Beyond the frontier: does an image protection dominate a template baseline?
+# --------------------------------------------------------------------------------------------------
+
+
+def dominated(pairs: pd.DataFrame) -> pd.Series:
+    """Whether each comparison row (protection − baseline, paired 95 % intervals) shows the protection dominating
+    the baseline's point beyond the intervals: better in one coordinate (its interval entirely below 0) and not
+    worse in the other (its interval reaching 0 or below). ``pairs``: columns ``d_b``/``d_eer`` with ``_low`` and
+    ``_high`` (setting B, or B+, and the EER)."""
+    private = (pairs["d_b_high"] < 0) & (pairs["d_eer_low"] <= 0)
+    cheaper = (pairs["d_eer_high"] < 0) & (pairs["d_b_low"] <= 0)
+    return private | cheaper
+
+
+def dominance(pairs: pd.DataFrame, down_to: float) -> dict[str, Any]:
+    """Whether a protection's frontier dominates a baseline's from the clean end down to setting B ``down_to``.
+
+    ``pairs``: one row per (baseline step, protection budget) of one metric, with the baseline point's value
+    ``baseline_b`` and EER ``baseline_eer`` and the paired differences (:func:`dominated`). A baseline point is
+    dominated when one budget dominates it. Walking the baseline's points from the clean end (largest
+    ``baseline_b`` first), ``reach`` is the setting B of the last point of the
+    unbroken run of dominated points (None if the first is not), and ``holds`` says that every point with
+    ``baseline_b`` ≥ ``down_to`` is dominated. ``first_miss`` is the first point that is not (None if none is),
+    with its closest budget; ``points``: per baseline point, whether it is dominated, beyond the intervals and in
+    point estimates."""
+    rows = pairs.assign(beyond=dominated(pairs), point=(pairs["d_b"] <= 0) & (pairs["d_eer"] <= 0))
+    per = (rows.groupby("step").agg(baseline_b=("baseline_b", "first"), baseline_eer=("baseline_eer", "first"),
+                                    beyond=("beyond", "any"), point=("point", "any"))
+           .sort_values("baseline_b", ascending=False))
+    in_range = per[per["baseline_b"] >= down_to]
+    reach = None
+    for _, r in per.iterrows():
+        if not r["beyond"]:
+            break
+        reach = float(r["baseline_b"])
+    misses = per[~per["beyond"]]
+    first_miss = None
+    if len(misses):
+        step = misses.index[0]
+        mine = rows[rows["step"] == step]
+        closest = mine.loc[mine["d_b_high"].idxmin()]
+        first_miss = {"step": int(step), "baseline_b": float(misses["baseline_b"].iloc[0]),
+                      "baseline_eer": float(misses["baseline_eer"].iloc[0]), **closest.to_dict()}
+    return {"holds": bool(len(in_range) and in_range["beyond"].all()), "reach": reach, "first_miss": first_miss,
+            "down_to": down_to, "points": per}
+
+
+def describe_dominance(result: Mapping[str, Any], method: str, baseline: str, metric: str) -> str:
+    """Markdown: the verdict of :func:`dominance` for ``metric`` (setting B or B+), with the numbers it rests on."""
+    name, other = _label(method), _label(baseline)
+    what = {"setting_b": "setting B", "setting_b_plus": "setting B+"}[metric]
+    down_to = result["down_to"]
+    if result["holds"]:
+        text = (f"**{name} dominates {other} down to {what} = {down_to:.0%}**, beyond the 95 % intervals: every "
+                f"point of {other} with {what} ≥ {down_to:.0%} is matched by a budget that is more private with "
+                "an EER not shown to be higher, or as private at a lower EER.")
+        if result["reach"] is not None and result["reach"] < down_to:
+            text += f" The unbroken run goes on to {what} = {result['reach']:.1%}."
+        return text
+    reach = ("not even at its first point" if result["reach"] is None
+             else f"down to {what} = {result['reach']:.1%} only")
+    text = f"**{name} does not dominate {other} down to {what} = {down_to:.0%}** beyond the 95 % intervals: {reach}."
+    miss = result["first_miss"]
+    if miss is not None:
+        text += (f" The first point it misses is {other}'s step {miss['step']} ({what} {miss['baseline_b']:.1%}, "
+                 f"EER {miss['baseline_eer']:.2%}); the closest budget, {methods.budget(miss['grey_levels'])}, is "
+                 f"{100 * miss['d_b']:+.1f} points [{100 * miss['d_b_low']:+.1f}, {100 * miss['d_b_high']:+.1f}] in "
+                 f"{what} and {100 * miss['d_eer']:+.2f} points [{100 * miss['d_eer_low']:+.2f}, "
+                 f"{100 * miss['d_eer_high']:+.2f}] in EER.")
+    points = result["points"]
+    in_range = points[points["baseline_b"] >= down_to]
+    if len(in_range) and in_range["point"].all():
+        text += " In point estimates alone it would dominate that whole range: the images are too few to decide."
+    return text

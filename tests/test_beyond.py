@@ -160,6 +160,11 @@ def test_plan_from_sizes() -> None:
     assert "jpeg90" in plan.views[("mi-pgd-confusion", 2.0)] and "jpeg90" not in plan.views[("mi-pgd", 2.0)]
     assert plan.views[("mi-fgsm", 1.0)] == ("float", "uint8", *robustness.TRANSFORMS)
     assert plan.views[("mi-pgd-aware", 2.0)] == ("float", "uint8")
+    erasure = sorted(g for m, g in plan.protections if m == "erasure-pgd")
+    assert erasure == [1.0, 2.0, 4.0], "pgd_budgets and its extra_budgets, once each"
+    assert "jpeg90" in plan.views[("erasure-pgd", 2.0)], "processed at the budget every protection shares"
+    assert plan.views[("erasure-pgd", 4.0)] == ("float", "uint8"), "an extra budget is a frontier point only"
+    assert sorted(g for m, g in plan.protections if m == "mi-pgd") == [2.0]
 
 
 # --- 2-3. Tables and decisions on measured frames -------------------------------------------------------------
@@ -398,3 +403,53 @@ def test_figures_draw_the_measured_frames() -> None:
     fig = figures.plot_margins({"clean": m, "protected": -m}, np.array([0, 1, 1, 0]))
     assert len(fig.axes) == 2
     plt.close("all")
+
+
+# --- Beyond the frontier: dominance over a template baseline -------------------------------------------------
+
+
+def comparison_rows(points: list[tuple[int, float, float]], budgets: dict[float, tuple[float, float]],
+                    b_halfwidth: float = 0.02, eer_halfwidth: float = 0.005) -> pd.DataFrame:
+    """Constructed :class:`~mifgsm_lib.studies.beyond.Comparison` pairs: baseline ``points`` (step, B, EER), each
+    budget's (B, EER), every difference with a symmetric interval of the given half-widths."""
+    rows = []
+    for step, b, eer in points:
+        for grey, (mb, meer) in budgets.items():
+            d_b, d_eer = mb - b, meer - eer
+            rows.append({"metric": "setting_b", "step": step, "baseline_b": b, "baseline_eer": eer, "grey_levels": grey,
+                         "d_b": d_b, "d_b_low": d_b - b_halfwidth, "d_b_high": d_b + b_halfwidth,
+                         "d_eer": d_eer, "d_eer_low": d_eer - eer_halfwidth, "d_eer_high": d_eer + eer_halfwidth})
+    return pd.DataFrame(rows)
+
+
+IVE_POINTS = [(1, 0.93, 0.013), (2, 0.90, 0.015), (3, 0.82, 0.020), (4, 0.76, 0.027), (5, 0.68, 0.033)]
+
+
+def test_dominated_needs_one_coordinate_beyond_its_interval_and_the_other_not_worse() -> None:
+    rows = pd.DataFrame({"d_b": [-0.05, -0.01, -0.05, 0.01], "d_b_low": [-0.08, -0.04, -0.08, -0.01],
+                         "d_b_high": [-0.02, 0.02, -0.02, 0.03], "d_eer": [0.002, 0.0, 0.01, -0.01],
+                         "d_eer_low": [-0.003, -0.005, 0.004, -0.015], "d_eer_high": [0.007, 0.005, 0.016, -0.005]})
+    assert verdicts.dominated(rows).tolist() == [True, False, False, True]
+
+
+def test_dominance_holds_down_to_the_goal_and_reports_its_reach() -> None:
+    pairs = comparison_rows(IVE_POINTS, {1.0: (0.80, 0.016), 2.0: (0.78, 0.021), 4.0: (0.70, 0.029)})
+    result = verdicts.dominance(pairs, down_to=0.75)
+    assert result["holds"] and result["first_miss"]["step"] == 5 and result["first_miss"]["grey_levels"] == 4.0
+    assert result["reach"] == pytest.approx(0.76)
+    text = verdicts.describe_dominance(result, "erasure-pgd", "ive", "setting_b")
+    assert text.startswith("**Erasure-PGD (LEACE target) dominates IVE down to setting B = 75%**")
+
+
+def test_dominance_fails_at_its_first_miss_and_says_when_point_estimates_alone_would_pass() -> None:
+    pairs = comparison_rows(IVE_POINTS, {1.0: (0.80, 0.012), 2.0: (0.755, 0.026)})
+    result = verdicts.dominance(pairs, down_to=0.75)
+    assert not result["holds"] and result["first_miss"]["step"] == 4 and result["reach"] == pytest.approx(0.82)
+    assert result["first_miss"]["grey_levels"] == 2.0
+    text = verdicts.describe_dominance(result, "erasure-pgd", "ive", "setting_b_plus")
+    assert "does not dominate IVE down to setting B+ = 75%" in text and "step 4" in text
+    assert "In point estimates alone it would dominate that whole range" in text
+    worse = verdicts.dominance(comparison_rows(IVE_POINTS, {1.0: (0.95, 0.03)}), down_to=0.75)
+    assert not worse["holds"] and worse["reach"] is None
+    assert "not even at its first point" in verdicts.describe_dominance(worse, "erasure-pgd", "ive", "setting_b")
+    assert "In point estimates" not in verdicts.describe_dominance(worse, "erasure-pgd", "ive", "setting_b")

@@ -142,3 +142,16 @@ def test_beyond_checks() -> None:
     assert not failed(checks.beyond(rounding, pd.DataFrame(), pick))
     apart = frontier.assign(eer=[0.02, 0.02 + 2 * checks.STORAGE_ROUNDING_GAP])
     assert len(failed(checks.beyond(apart, pd.DataFrame(), pick))) == 1
+
+
+def test_dominance_checks() -> None:
+    frontier = pd.DataFrame({"method": ["reference", "erasure-pgd", "erasure-pgd"], "grey_levels": [0.0, 1.0, 1.0],
+                             "mode": ["uint8", "uint8", "float"], "setting_b": [0.93, 0.82, 0.81]})
+    points = pd.DataFrame({"method": ["reference", "ive", "erasure-pgd"], "grey_levels": [np.nan, np.nan, 1.0],
+                           "setting_b": [0.93, 0.90, 0.82]})
+    per = pd.DataFrame({"baseline_b": [0.90, 0.80, 0.70], "beyond": [True, True, False]})
+    result = {"holds": True, "down_to": 0.75, "points": per}
+    assert not failed(checks.dominance(frontier, points, "erasure-pgd", {"setting_b": result}))
+    moved = points.assign(setting_b=[0.93, 0.90, 0.83])  # not the frontier's photos
+    wrong = {**result, "holds": False}
+    assert len(failed(checks.dominance(frontier, moved, "erasure-pgd", {"setting_b": wrong}))) == 2

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from mifgsm_lib import attacks, data, methods, pipeline
+from mifgsm_lib import attacks, checks, data, methods, pipeline, verdicts
 from mifgsm_lib.studies import beyond, tradeoff
 from mifgsm_lib.studies import evaluation_settings
 from mifgsm_lib.config import RunConfig
@@ -26,7 +26,7 @@ SIZES = {"subset_size": 60, "estimator_iterations": 40, "estimator_checkpoints":
 
 #: MI-PGD and the robustness views at their smallest.
 CHAPTER = {"folds": (0, 4, 8, 9), "pgd_steps": 1, "one_step_budgets": (1,), "pgd_budgets": (1,),
-           "robustness_methods": ("mi-fgsm",), "attribute_protections": (("mi-fgsm", 1),), "attribute_images": 150}
+           "extra_budgets": {"erasure-pgd": (2,)}, "robustness_methods": ("mi-fgsm",), "attribute_protections": (("mi-fgsm", 1),), "attribute_images": 150}
 
 
 def _pair_lines(mirror: Path) -> list[tuple[list[str], list[str]]]:
@@ -163,6 +163,21 @@ def test_beyond_iterative_study(cfg: RunConfig) -> None:
             assert np.array_equal(z[unknown], clean[unknown])
     assert study.frontier[["setting_a", "setting_b", "eer"]].notna().all().all()
     assert set(study.robustness["transform"]) >= {"none", "jpeg90"}
+    assert sorted(g for m, g in study.templates if m == "erasure-pgd") == [1.0, 2.0]
+
+    trade = tradeoff.run(cfg, attacks=["mi-fgsm"], eps_list=[0.002, 0.005], n_steps=2, n_estimators=5, n_jobs=1,
+                         progress=False)
+    comparison = beyond.against_baseline(cfg, study, trade.curves["ive"])
+    assert len(comparison.pairs) == 2 * 2 * 2  # (setting B, B+) x IVE's 2 steps x 2 budgets
+    assert comparison.points[["setting_b", "setting_b_plus", "eer"]].notna().all().all()
+    results = {m: verdicts.dominance(comparison.pairs[comparison.pairs["metric"] == m], beyond.DOMINANCE_DOWN_TO)
+               for m in beyond.DOMINANCE_METRICS}
+    checks.require(checks.dominance(study.frontier, comparison.points, "erasure-pgd", results))
+    quality = beyond.budget_quality(cfg, study, n_images=8)
+    assert quality.index.tolist() == [1.0, 2.0] and (quality["images"] == 8).all()
+    assert (quality["linf_grey"] <= quality.index + 1e-4).all() and (quality["ssim"] > 0.9).all()
+    with pytest.raises(ValueError, match="'fgsm' was not measured"):
+        beyond.against_baseline(cfg, study, trade.curves["ive"], method="fgsm")
 
 
 def test_beyond_attributes_on_the_chapter_images(cfg: RunConfig) -> None:

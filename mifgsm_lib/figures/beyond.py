@@ -147,3 +147,31 @@ def plot_leakage(leakage: pd.DataFrame) -> Figure:
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle("bars: protected against (colour), method and grey levels (label); hatched: MI-PGD", fontsize=9)
     return fig
+
+
+def plot_dominance(points: pd.DataFrame, method: str, baseline: str, down_to: float) -> Figure:
+    """A protection's budgets against a template baseline's steps on the same images: setting B (left) and setting
+    B+ (right) against the EER, 95 % intervals as bars, the clean point as a star and ``down_to`` as a dotted line
+    (``points``: :class:`mifgsm_lib.studies.beyond.Comparison`'s)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True, constrained_layout=True)
+    for ax, metric, name in zip(axes, ("setting_b", "setting_b_plus"), ("setting B", "setting B+")):
+        for who in ("reference", baseline, method):
+            rows = points[points["method"] == who].sort_values("value")
+            colour, marker = methods.style_of(who)
+            error_bars(ax, rows, metric, "eer", colour)
+            ax.plot(100 * rows[metric], 100 * rows["eer"], color=colour, marker=marker,
+                    linestyle="none" if who == "reference" else "--" if who == baseline else "-",
+                    markersize=12 if who == "reference" else 6, linewidth=1,
+                    label=methods.label(who) + {"reference": "", baseline: " over its steps",
+                                                method: ", 8-bit, over its budgets"}[who])
+            if who == method:
+                for _, row in rows.iterrows():
+                    ax.annotate(f"{row['grey_levels']:g}", (100 * row[metric], 100 * row["eer"]), fontsize=7,
+                                color=colour, xytext=(4, 3), textcoords="offset points")
+        ax.axvline(100 * down_to, color="black", linestyle=":", linewidth=1)
+        ax.set_xlabel(f"gender, {name} balanced accuracy (%)  (← more private)")
+        ax.grid(True, alpha=0.3)
+        ax.set_title(f"{name}; labels: budget in grey levels", fontsize=10)
+    axes[0].set_ylabel("EER (%)  (↓ better verification)")
+    axes[1].legend(fontsize=8, loc="upper right")
+    return fig

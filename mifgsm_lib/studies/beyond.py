@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from mifgsm_lib import data, evaluation, methods, mi, pipeline, robustness, verdicts
+from mifgsm_lib import attacks, data, evaluation, methods, mi, pipeline, quality, robustness, verdicts
 from mifgsm_lib.attacks import MI_BATCH_SIZE
 from mifgsm_lib.config import GREY_LEVEL, RunConfig, grey_eps
 from mifgsm_lib.evaluation import REFERENCE, SetKey
@@ -57,16 +58,19 @@ class Plan:
     @classmethod
     def from_sizes(cls, chapter_sizes: dict[str, Any], iterative: Sequence[str] | None = None) -> Plan:
         """One-step MI-FGSM at ``one_step_budgets``, each iterative method (default: every registered one) at
-        ``pgd_budgets``; the methods of ``robustness_methods`` (at each of their budgets) and the clean images also
-        in every processed view."""
+        ``pgd_budgets`` and, for a frontier, at its own ``extra_budgets`` (float and 8-bit only); the methods of
+        ``robustness_methods`` (at their one-step or ``pgd_budgets``) and the clean images also in every processed
+        view."""
         iterative = methods.names("iterative") if iterative is None else methods.check_methods(iterative,
                                                                                                "iterative")
         steps = int(chapter_sizes["pgd_steps"])
-        pairs = [("mi-fgsm", float(g)) for g in chapter_sizes["one_step_budgets"]]
-        pairs += [(m, float(g)) for m in iterative for g in chapter_sizes["pgd_budgets"]]
-        processed = tuple(robustness.TRANSFORMS)
-        views = {p: _views(p[0] in chapter_sizes["robustness_methods"]) for p in pairs}
-        views[("reference", 0.0)] = processed
+        shared = [("mi-fgsm", float(g)) for g in chapter_sizes["one_step_budgets"]]
+        shared += [(m, float(g)) for m in iterative for g in chapter_sizes["pgd_budgets"]]
+        extra = [(m, float(g)) for m, budgets in chapter_sizes.get("extra_budgets", {}).items()
+                 if m in iterative for g in budgets if (m, float(g)) not in shared]
+        pairs = [p for m in ("mi-fgsm", *iterative) for p in sorted(q for q in shared + extra if q[0] == m)]
+        views = {p: _views(p in shared and p[0] in chapter_sizes["robustness_methods"]) for p in pairs}
+        views[("reference", 0.0)] = tuple(robustness.TRANSFORMS)
         return cls(steps, (("reference", 0.0), *pairs), views)
 
 
@@ -152,6 +156,99 @@ def iterative_study(cfg: RunConfig, chapter_sizes: dict[str, Any] | None = None,
     curve = _measure(cfg, target, curve_sets)
     return Study(frontier, robust.reset_index(drop=True), curve, plan.steps, len(target), len(target.pairs),
                  templates, target)
+
+
+#: The protection the chapter judges against IVE's frontier (:func:`against_baseline`).
+FRONTIER_METHOD = "erasure-pgd"
+#: How far down the frontier it must dominate IVE: from the clean point down to this setting B (and B+).
+DOMINANCE_DOWN_TO = 0.75
+#: The setting-B metrics a dominance is judged by: setting B, and the stronger adversary's setting B+.
+DOMINANCE_METRICS = ("setting_b", "setting_b_plus")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A protection's 8-bit photos at each of its budgets against every step of a template baseline, on the same
+    images, measured together. ``points``: one row per set (the clean reference, each baseline step, each
+    budget) with setting B, setting B+ and the EER, each with its 95 % interval. ``pairs``: one row per
+    (metric, baseline step, budget) with the paired differences protection − baseline of that metric and of the
+    EER (:func:`mifgsm_lib.evaluation.paired_difference`), the input of :func:`mifgsm_lib.verdicts.dominance`."""
+
+    method: str
+    baseline: str
+    points: pd.DataFrame
+    pairs: pd.DataFrame
+
+
+def against_baseline(cfg: RunConfig, study: Study, curve: pipeline.BaselineCurve, method: str = FRONTIER_METHOD,
+                     baseline: str = "ive") -> Comparison:
+    """``method``'s 8-bit photos at every budget of ``study`` against each step of ``baseline``'s ``curve`` (the
+    trade-off chapter's fit), both on the study's images: setting B and the EER (one measurement, so the
+    differences are paired) and setting B+ (another)."""
+    target = study.evaluated
+    budgets = sorted(g for m, g in study.templates if m == method)
+    if not budgets:
+        raise ValueError(f"study: {method!r} was not measured; it has {sorted({m for m, _ in study.templates})}")
+    sets = {REFERENCE: pipeline.templates(cfg)["templates"][target.indices],
+            **{SetKey(baseline, "step", float(k)): z[target.indices] for k, z in curve.templates.items()},
+            **{SetKey(method, "eps", grey_eps(g)): study.templates[(method, g)]["uint8"] for g in budgets}}
+    folds = int(cfg.sizes["cv_folds"])
+    plain, plain_reps = pipeline.measure_sets(cfg, sets, target, folds=folds)
+    plus, plus_reps = pipeline.measure_sets(cfg, sets, target, plus=True, folds=folds)
+    keys = ["method", "parameter", "value"]
+    points = plain[[*keys, "setting_b", "setting_b_low", "setting_b_high", "eer", "eer_low", "eer_high"]].merge(
+        plus[[*keys, *(f"setting_b_plus{end}" for end in ("", "_low", "_high"))]], on=keys, validate="one_to_one")
+    points["grey_levels"] = np.where(points["method"] == method, (points["value"] / GREY_LEVEL).round(6), np.nan)
+    rows = []
+    for k in curve.templates:
+        for g in budgets:
+            ours, theirs = SetKey(method, "eps", grey_eps(g)), SetKey(baseline, "step", float(k))
+            eer = evaluation.paired_difference(plain, plain_reps, ours, theirs, "eer")
+            for metric, frame, reps in (("setting_b", plain, plain_reps), ("setting_b_plus", plus, plus_reps)):
+                d = evaluation.paired_difference(frame, reps, ours, theirs, metric)
+                rows.append({"metric": metric, "step": int(k), "baseline_b": float(_value(frame, theirs, metric)),
+                             "baseline_eer": float(_value(plain, theirs, "eer")), "grey_levels": float(g),
+                             "d_b": d.estimate, "d_b_low": d.low, "d_b_high": d.high,
+                             "d_eer": eer.estimate, "d_eer_low": eer.low, "d_eer_high": eer.high})
+    return Comparison(method, baseline, points, pd.DataFrame(rows))
+
+
+def budget_quality(cfg: RunConfig, study: Study, method: str = FRONTIER_METHOD, n_images: int = MI_BATCH_SIZE
+                   ) -> pd.DataFrame:
+    """How visible ``method``'s 8-bit photos are at each budget of ``study``: the largest change in grey levels,
+    PSNR (dB) and SSIM against the clean photos (:mod:`mifgsm_lib.quality`), means over ``n_images`` labelled
+    images of the study (one stratified batch), protected again as the study protects them."""
+    target = study.evaluated
+    labelled = np.flatnonzero(target.labelled)
+    batch = labelled[mi.stratified_batches(target.labels[labelled], n_images, cfg.seed)[0][:n_images]]
+    x = attacks.as_float_images(pipeline.chips(cfg)["chips"][target.indices[batch]])
+    y = torch.as_tensor(target.labels[batch])
+    resources = pipeline.Resources(cfg)
+    rows = []
+    for grey in sorted(g for m, g in study.templates if m == method):
+        adv = attacks.store(methods.get(method).build(resources, grey_eps(grey), study.steps)(x, y), "uint8")
+        rows.append({"grey_levels": grey, "images": len(batch), "linf_grey": 255 * float((adv - x).abs().max()),
+                     "psnr": float(np.mean(quality.psnr(x.numpy(), adv.numpy()))),
+                     "ssim": float(np.mean(quality.ssim(x.numpy(), adv.numpy(), progress=False)))})
+    return pd.DataFrame(rows).set_index("grey_levels")
+
+
+def _value(frame: pd.DataFrame, key: SetKey, metric: str) -> float:
+    """``metric`` of the set ``key`` in a measured frame."""
+    row = frame[(frame["method"] == key.method) & (frame["parameter"] == key.parameter)
+                & np.isclose(frame["value"], key.value)]
+    return float(row[metric].iloc[0])
+
+
+def comparison_table(comparison: Comparison) -> pd.DataFrame:
+    """The comparison's points in percent, one row per set: setting B, setting B+ and the EER."""
+    p = comparison.points
+    rows = {"reference": "clean", comparison.baseline: "step", comparison.method: "grey levels"}
+    index = [methods.label(m) + ("" if m == "reference" else
+                                 f", {rows[m]} {g:g}" if m == comparison.method else f", {rows[m]} {v:g}")
+             for m, v, g in zip(p["method"], p["value"], p["grey_levels"])]
+    shown = {"setting_b": "setting B", "setting_b_plus": "setting B+", "eer": "EER"}
+    return (100 * p[list(shown)]).set_axis(pd.Index(index, name="set")).rename(columns=shown)
 
 
 def robustness_plus(cfg: RunConfig, study: Study, method: str = "mi-fgsm", grey_levels: float = 1.0) -> pd.DataFrame:
