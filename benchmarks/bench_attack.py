@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -42,17 +43,23 @@ def floor_and_attack(attack: attacks.MIFGSM, x: torch.Tensor, y: torch.Tensor, r
     def mi_fgsm() -> None:
         attack.signs(x, y)
 
-    times: dict[str, list[float]] = {"floor": [], "attack": []}
+    best = best_seconds({"floor": floor, "attack": mi_fgsm}, repeats, x.device)
+    return best["floor"], best["attack"]
+
+
+def best_seconds(runs: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
+    """The best of ``repeats`` timed calls of each run, interleaved, after one warm-up round (CUDA synchronised)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats + 1):  # the first round warms up
-        for name, fn in (("floor", floor), ("attack", mi_fgsm)):
-            if x.device.type == "cuda":
+        for name, fn in runs.items():
+            if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
             fn()
-            if x.device.type == "cuda":
+            if device.type == "cuda":
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - start)
-    return min(times["floor"][1:]), min(times["attack"][1:])
+    return {name: min(t[1:]) for name, t in times.items()}
 
 
 def main() -> None:

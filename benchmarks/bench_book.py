@@ -31,13 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_attack import best_seconds
 from mifgsm_lib import book, page
 from mifgsm_lib.cache import load_npz
 from mifgsm_lib.config import resolve_device
 from mifgsm_lib.faces.models import load_face_model
 
 #: The chapter beyond the paper's own figures (its passes are not the paper's floor).
-BEYOND = "beyond"
+BEYOND = "book/beyond"
 
 
 def chapter_rows(out: Path, ledger: Path) -> list[dict[str, float | str]]:
@@ -104,19 +105,8 @@ def pass_costs(device: str, batch: int = 64, repeats: int = 3) -> dict[str, floa
         pixels = x.detach().requires_grad_(True)
         torch.autograd.grad(model(pixels).sum(), pixels)
 
-    costs = {}
-    for name, run in (("forward", forward), ("gradient", gradient)):
-        times = []
-        for _ in range(repeats + 1):
-            if x.device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            run()
-            if x.device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        costs[name] = min(times[1:]) / batch
-    return costs
+    best = best_seconds({"forward": forward, "gradient": gradient}, repeats, x.device)
+    return {name: seconds / batch for name, seconds in best.items()}
 
 
 def print_time_floor(rows: list[dict[str, float | str]], floor_passes: dict[str, int], costs: dict[str, float]) -> None:

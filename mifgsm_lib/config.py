@@ -48,7 +48,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                    "extra_budgets": {"erasure-pgd": (1, 4)},
                    "robustness_methods": ("mi-fgsm", "mi-pgd-confusion", "erasure-pgd"),
                    "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
-                   "attribute_images": None},
+                   "attribute_images": 400},
     },
     "default": {
         "subset_size": 2000,

@@ -439,6 +439,11 @@ def test_dominance_holds_down_to_the_goal_and_reports_its_reach() -> None:
     assert result["reach"] == pytest.approx(0.76)
     text = verdicts.describe_dominance(result, "erasure-pgd", "ive", "setting_b")
     assert text.startswith("**Erasure-PGD (LEACE target) dominates IVE down to setting B = 75%**")
+    assert result["points"]["costlier"].tolist() == [True, True, True, True, False]  # every budget's EER is higher
+    assert "At 4 of those 4 points every budget that dominates has a higher EER in point estimate" in text
+    cheap = verdicts.dominance(comparison_rows(IVE_POINTS, {1.0: (0.80, 0.012), 2.0: (0.74, 0.019)}), 0.75)
+    assert cheap["holds"] and "higher EER in point estimate" not in verdicts.describe_dominance(
+        cheap, "erasure-pgd", "ive", "setting_b")
 
 
 def test_dominance_fails_at_its_first_miss_and_says_when_point_estimates_alone_would_pass() -> None:

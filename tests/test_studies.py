@@ -26,7 +26,8 @@ SIZES = {"subset_size": 60, "estimator_iterations": 40, "estimator_checkpoints":
 
 #: MI-PGD and the robustness views at their smallest.
 CHAPTER = {"folds": (0, 4, 8, 9), "pgd_steps": 1, "one_step_budgets": (1,), "pgd_budgets": (1,),
-           "extra_budgets": {"erasure-pgd": (2,)}, "robustness_methods": ("mi-fgsm",), "attribute_protections": (("mi-fgsm", 1),), "attribute_images": 150}
+           "extra_budgets": {"erasure-pgd": (2,)}, "robustness_methods": ("mi-fgsm",),
+           "attribute_protections": (("mi-fgsm", 1),), "attribute_images": 150}
 
 
 def _pair_lines(mirror: Path) -> list[tuple[list[str], list[str]]]:

@@ -243,9 +243,8 @@ def _value(frame: pd.DataFrame, key: SetKey, metric: str) -> float:
 def comparison_table(comparison: Comparison) -> pd.DataFrame:
     """The comparison's points in percent, one row per set: setting B, setting B+ and the EER."""
     p = comparison.points
-    rows = {"reference": "clean", comparison.baseline: "step", comparison.method: "grey levels"}
-    index = [methods.label(m) + ("" if m == "reference" else
-                                 f", {rows[m]} {g:g}" if m == comparison.method else f", {rows[m]} {v:g}")
+    index = [methods.label(m) + ("" if m == "reference" else f", {methods.budget(g)}" if m == comparison.method
+                                 else f", step {v:g}")
              for m, v, g in zip(p["method"], p["value"], p["grey_levels"])]
     shown = {"setting_b": "setting B", "setting_b_plus": "setting B+", "eer": "EER"}
     return (100 * p[list(shown)]).set_axis(pd.Index(index, name="set")).rename(columns=shown)
