@@ -391,8 +391,6 @@ class MIPGD(nn.Module):
         return adv
 
 
-
-
 class ErasurePGD(nn.Module):
     """PGD towards the erased template: ``steps`` signed-gradient steps of size α on ‖f(x') − r(f(x))‖², each
     projected onto the L∞ ball of radius ε and clipped, where r is a :class:`~mifgsm_lib.erasure.LinearEraser`
