@@ -321,21 +321,30 @@ def beyond(frontier: pd.DataFrame, assessment: pd.DataFrame, recommended: pd.Ser
     return out
 
 
-def dominance(frontier: pd.DataFrame, points: pd.DataFrame, method: str, verdicts_by_metric: dict[str, dict]
+def dominance(frontier: pd.DataFrame, points: pd.DataFrame, pairs: pd.DataFrame, method: str, baseline: str
               ) -> list[Check]:
     """The comparison with the template baseline measures the frontier's own photos: the protection's 8-bit
     setting B at each budget, and the clean one, equal the frontier's (the same templates, images and seed); and
-    each verdict's "holds" is the conjunction of its points' "dominated" over the range it names."""
+    the verdicts rest on the table's numbers: each row of ``pairs`` holds the baseline step's values of ``points``
+    and, as its differences, the budget's values minus the step's (setting B or B+, and the EER)."""
     shown = frontier[frontier["mode"] == "uint8"].set_index(["method", "grey_levels"])["setting_b"]
     ours = points[points["method"].isin(["reference", method])]
     gaps = [abs(float(r.setting_b) - float(shown.loc[(r.method, 0.0 if r.method == "reference" else r.grey_levels)]))
             for r in ours.itertuples()]
     out = [Check("the comparison's photos are the frontier's: the same setting B at every budget and clean",
                  max(gaps) <= 1e-12, f"largest gap {max(gaps):.2g} over {len(gaps)} sets")]
-    for metric, result in verdicts_by_metric.items():
-        per = result["points"]
-        expected = bool(per.loc[per["baseline_b"] >= result["down_to"], "beyond"].all()) and bool(
-            (per["baseline_b"] >= result["down_to"]).any())
-        out.append(Check(f"the {metric} verdict is the conjunction of its points", result["holds"] == expected,
-                         f"holds {result['holds']}, points {per['beyond'].tolist()}"))
+    budgets, steps = points[points["method"] == method], points[points["method"] == baseline]
+    found = []
+    for r in pairs.itertuples():
+        mine = budgets[np.isclose(budgets["grey_levels"], r.grey_levels)]
+        theirs = steps[np.isclose(steps["value"], r.step)]
+        if len(mine) != 1 or len(theirs) != 1:
+            found.append(np.inf)
+            continue
+        a, b = mine.iloc[0], theirs.iloc[0]
+        found += [abs(r.baseline_b - b[r.metric]), abs(r.baseline_eer - b["eer"]),
+                  abs(r.d_b - (a[r.metric] - b[r.metric])), abs(r.d_eer - (a["eer"] - b["eer"]))]
+    worst = max(found, default=np.inf)
+    out.append(Check("the verdicts' differences are the table's: each budget's value minus each step's",
+                     worst <= 1e-12, f"largest gap {worst:.2g} over {len(pairs)} pairs"))
     return out

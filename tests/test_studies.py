@@ -173,7 +173,8 @@ def test_beyond_iterative_study(cfg: RunConfig) -> None:
     assert comparison.points[["setting_b", "setting_b_plus", "eer"]].notna().all().all()
     results = {m: verdicts.dominance(comparison.pairs[comparison.pairs["metric"] == m], beyond.DOMINANCE_DOWN_TO)
                for m in beyond.DOMINANCE_METRICS}
-    checks.require(checks.dominance(study.frontier, comparison.points, "erasure-pgd", results))
+    assert all(sorted(r["points"].index) == [1, 2] for r in results.values()), "one verdict point per IVE step"
+    checks.require(checks.dominance(study.frontier, comparison.points, comparison.pairs, "erasure-pgd", "ive"))
     quality = beyond.budget_quality(cfg, study, n_images=8)
     assert quality.index.tolist() == [1.0, 2.0] and (quality["images"] == 8).all()
     assert (quality["linf_grey"] <= quality.index + 1e-4).all() and (quality["ssim"] > 0.9).all()
