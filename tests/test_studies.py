@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from mifgsm_lib import attacks, checks, data, methods, pipeline, verdicts
+from mifgsm_lib import attacks, checks, data, methods, pipeline, robustness, verdicts
 from mifgsm_lib.studies import beyond, tradeoff
 from mifgsm_lib.studies import evaluation_settings
 from mifgsm_lib.config import RunConfig
@@ -26,7 +26,7 @@ SIZES = {"subset_size": 60, "estimator_iterations": 40, "estimator_checkpoints":
 
 #: MI-PGD and the robustness views at their smallest.
 CHAPTER = {"folds": (0, 4, 8, 9), "pgd_steps": 1, "one_step_budgets": (1,), "pgd_budgets": (1,),
-           "extra_budgets": {"erasure-pgd": (2,)}, "robustness_methods": ("mi-fgsm",),
+           "extra_budgets": {"erasure-pgd": (2,)}, "robustness_methods": ("mi-fgsm", "erasure-pgd"),
            "attribute_protections": (("mi-fgsm", 1),), "attribute_images": 150}
 
 
@@ -175,6 +175,9 @@ def test_beyond_iterative_study(cfg: RunConfig) -> None:
                for m in beyond.DOMINANCE_METRICS}
     assert all(sorted(r["points"].index) == [1, 2] for r in results.values()), "one verdict point per IVE step"
     checks.require(checks.dominance(study.frontier, comparison.points, comparison.pairs, "erasure-pgd", "ive"))
+    processed = beyond.processed_against_baseline(study.robustness, comparison)
+    assert sorted(processed["transform"]) == sorted(robustness.TRANSFORMS) and (processed["grey_levels"] == 1).all()
+    assert processed["ahead"].dtype == bool
     quality = beyond.budget_quality(cfg, study, n_images=8)
     assert quality.index.tolist() == [1.0, 2.0] and (quality["images"] == 8).all()
     assert (quality["linf_grey"] <= quality.index + 1e-4).all() and (quality["ssim"] > 0.9).all()
