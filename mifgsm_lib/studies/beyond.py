@@ -267,7 +267,7 @@ def processed_against_baseline(robust: pd.DataFrame, comparison: Comparison) -> 
             raise ValueError(f"comparison: no point of {comparison.method!r} at {r.grey_levels:g} grey levels, which "
                              "the study processed")
         eer = float(stored.iloc[0])
-        private = steps[steps["setting_b"] <= r.setting_b]
+        private = steps[(steps["setting_b"] <= r.setting_b) & steps["eer"].notna()]
         best = private.loc[private["eer"].idxmin()] if len(private) else None
         rows.append({"transform": r.transform, "grey_levels": float(r.grey_levels), "setting_b": float(r.setting_b),
                      "eer": eer, "step": np.nan if best is None else float(best["value"]),
