@@ -459,25 +459,3 @@ def test_dominance_fails_at_its_first_miss_and_says_when_point_estimates_alone_w
     assert "not even at its first point" in verdicts.describe_dominance(worse, "erasure-pgd", "ive", "setting_b")
     assert "In point estimates" not in verdicts.describe_dominance(worse, "erasure-pgd", "ive", "setting_b")
 
-
-def test_processed_photos_against_the_baseline() -> None:
-    points = pd.DataFrame({"method": ["reference", "ive", "ive", "ive", "erasure-pgd"],
-                           "value": [0.0, 1.0, 2.0, 3.0, grey_eps(2)], "grey_levels": [np.nan] * 4 + [2.0],
-                           "setting_b": [0.93, 0.88, 0.80, 0.70, 0.74], "eer": [0.013, 0.02, 0.03, 0.06, 0.05]})
-    comparison = beyond.Comparison("erasure-pgd", "ive", points, pd.DataFrame())
-    robust = pd.DataFrame({"transform": ["none", "jpeg90", "blur", "jpeg90"],
-                           "method": ["erasure-pgd", "erasure-pgd", "erasure-pgd", "mi-fgsm"],
-                           "grey_levels": [2.0, 2.0, 2.0, 1.0], "setting_b": [0.74, 0.82, 0.69, 0.9]})
-    table = beyond.processed_against_baseline(robust, comparison)
-    assert table["transform"].tolist() == ["jpeg90", "blur"], "the method's processed views only"
-    jpeg, blur = table.iloc[0], table.iloc[1]
-    assert jpeg["step"] == 2 and jpeg["baseline_eer"] == 0.03 and jpeg["eer"] == 0.05 and not jpeg["ahead"]
-    assert np.isnan(blur["step"]) and blur["ahead"], "no step of IVE is as private as 69 %"
-    at_78 = beyond.processed_against_baseline(robust.assign(setting_b=[0.74, 0.78, 0.69, 0.9]), comparison)
-    assert at_78["step"].iloc[0] == 3 and at_78["ahead"].iloc[0], "step 3 is as private, but at a higher EER"
-    text = beyond.describe_processed_against_baseline(table, "erasure-pgd", "ive")
-    assert "After 1 of 2 processings" in text and "jpeg90, 82.0% against step 2's 80.0% at EER 3.00%" in text
-    assert "not processed" in beyond.describe_processed_against_baseline(table.iloc[:0], "erasure-pgd", "ive")
-    with pytest.raises(ValueError, match="no point of 'erasure-pgd' at 2 grey levels"):
-        beyond.processed_against_baseline(robust, beyond.Comparison("erasure-pgd", "ive", points.iloc[:4],
-                                                                    pd.DataFrame()))

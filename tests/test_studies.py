@@ -175,9 +175,9 @@ def test_beyond_iterative_study(cfg: RunConfig) -> None:
                for m in beyond.DOMINANCE_METRICS}
     assert all(sorted(r["points"].index) == [1, 2] for r in results.values()), "one verdict point per IVE step"
     checks.require(checks.dominance(study.frontier, comparison.points, comparison.pairs, "erasure-pgd", "ive"))
-    processed = beyond.processed_against_baseline(study.robustness, comparison)
-    assert sorted(processed["transform"]) == sorted(robustness.TRANSFORMS) and (processed["grey_levels"] == 1).all()
-    assert processed["ahead"].dtype == bool
+    survives = verdicts.processed_dominance(study.robustness, comparison.pairs, "erasure-pgd", beyond.DOMINANCE_DOWN_TO)
+    assert survives["view"].tolist() == ["none", *robustness.TRANSFORMS] and (survives["grey_levels"] == "1").all()
+    assert survives["holds"].dtype == bool
     quality = beyond.budget_quality(cfg, study, n_images=8)
     assert quality.index.tolist() == [1.0, 2.0] and (quality["images"] == 8).all()
     assert (quality["linf_grey"] <= quality.index + 1e-4).all() and (quality["ssim"] > 0.9).all()

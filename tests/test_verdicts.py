@@ -114,3 +114,34 @@ def test_when_eps_star_is_the_largest_eps_the_second_observation_is_not_measured
     found = verdicts.mixing_observations(_mixing(AT_TOP), 0.1)
     assert found["verdict"].tolist() == ["holds", "not measured"]
     assert found["measured"].iloc[1] == "not measured: ε* is the largest ε for every MI attack"
+
+
+def test_processed_dominance_judges_the_attackers_setting_b_against_the_stored_eer() -> None:
+    ive = {1: (0.88, 0.02), 2: (0.80, 0.03), 3: (0.70, 0.06)}  # step: (setting B, EER)
+    stored = {1.0: 0.015, 2.0: 0.02}  # budget: the EER of the photos as stored
+    pairs = pd.DataFrame([{"metric": "setting_b", "step": k, "grey_levels": g, "baseline_b": b, "baseline_eer": e,
+                           "d_eer": stored[g] - e, "d_eer_low": stored[g] - e - 0.01,
+                           "d_eer_high": stored[g] - e + 0.01} for k, (b, e) in ive.items() for g in stored])
+    pairs = pd.concat([pairs, pairs.assign(metric="setting_b_plus", baseline_b=0.99)], ignore_index=True)
+    robust = pd.DataFrame({"transform": ["none", "none", "jpeg90", "blur", "jpeg90"],
+                           "method": ["erasure-pgd", "erasure-pgd", "erasure-pgd", "erasure-pgd", "mi-fgsm"],
+                           "grey_levels": [1.0, 2.0, 2.0, 2.0, 1.0], "setting_b": [0.82, 0.74, 0.84, 0.78, 0.9]})
+    table = verdicts.processed_dominance(robust, pairs, "erasure-pgd", 0.75)
+    assert table["view"].tolist() == ["none", "jpeg90", "blur"] and (table["grey_levels"] == "2").all(), \
+        "the budgets processed only, unprocessed first"
+    none, jpeg, blur = (table.iloc[k] for k in range(3))
+    assert none["holds"] and not jpeg["holds"] and blur["holds"]
+    assert jpeg["reach"] == 0.88 and jpeg["first_miss_step"] == 2, "84 % beats step 1 (88 %), not step 2 (80 %)"
+    text = verdicts.describe_processed_dominance(table, "erasure-pgd", "ive", 0.75)
+    assert "survives **1 of 2** processings" in text and "alone does not reach" not in text
+    assert "jpeg90: setting B 84.0%: dominates IVE only down to 88.0%, the first miss being step 2" in text
+    worse = verdicts.processed_dominance(robust.assign(setting_b=[0.82, 0.81, 0.95, 0.78, 0.9]), pairs,
+                                         "erasure-pgd", 0.75)
+    assert pd.isna(worse["reach"].iloc[1]) and not worse["holds"].iloc[0]
+    text = verdicts.describe_processed_dominance(worse, "erasure-pgd", "ive", 0.75)
+    assert "dominates IVE at no point" in text and "alone does not reach the goal" in text
+    shown_worse = pairs.assign(d_eer_low=0.001)  # the stored photos' EER shown higher than every step's
+    assert not verdicts.processed_dominance(robust, shown_worse, "erasure-pgd", 0.75)["holds"].any()
+    assert "not judged" in verdicts.describe_processed_dominance(table.iloc[:0], "erasure-pgd", "ive", 0.75)
+    with pytest.raises(ValueError, match="no comparison of 'erasure-pgd' at 2 grey levels"):
+        verdicts.processed_dominance(robust, pairs[pairs["grey_levels"] == 1.0], "erasure-pgd", 0.75)

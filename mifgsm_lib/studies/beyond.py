@@ -250,58 +250,6 @@ def comparison_table(comparison: Comparison) -> pd.DataFrame:
     return (100 * p[list(shown)]).set_axis(pd.Index(index, name="set")).rename(columns=shown)
 
 
-def processed_against_baseline(robust: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
-    """Whether ``comparison.method``'s photos stay ahead of the baseline once the attacker processes them. Per
-    processing of ``robust`` (the study's views, at each budget processed there): setting B after it, the EER of
-    the photos as stored (the system verifies those, unprocessed; the comparison's value), and the baseline's step
-    that is at least as private at the lowest EER, on the comparison's images. ``ahead``: no step of the baseline is
-    as private at a lower EER. Point estimates: the processed views are measured apart from the comparison, so
-    there is no paired interval."""
-    ours = robust[(robust["method"] == comparison.method) & (robust["transform"] != "none")]
-    budgets = comparison.points[comparison.points["method"] == comparison.method]
-    steps = comparison.points[comparison.points["method"] == comparison.baseline]
-    rows = []
-    for r in ours.itertuples():
-        stored = budgets.loc[np.isclose(budgets["grey_levels"], r.grey_levels), "eer"]
-        if len(stored) != 1:
-            raise ValueError(f"comparison: no point of {comparison.method!r} at {r.grey_levels:g} grey levels, which "
-                             "the study processed")
-        eer = float(stored.iloc[0])
-        private = steps[(steps["setting_b"] <= r.setting_b) & steps["eer"].notna()]
-        best = private.loc[private["eer"].idxmin()] if len(private) else None
-        rows.append({"transform": r.transform, "grey_levels": float(r.grey_levels), "setting_b": float(r.setting_b),
-                     "eer": eer, "step": np.nan if best is None else float(best["value"]),
-                     "baseline_b": np.nan if best is None else float(best["setting_b"]),
-                     "baseline_eer": np.nan if best is None else float(best["eer"]),
-                     "ahead": best is None or not float(best["eer"]) < eer})
-    return pd.DataFrame(rows, columns=["transform", "grey_levels", "setting_b", "eer", "step", "baseline_b",
-                                       "baseline_eer", "ahead"])
-
-
-def describe_processed_against_baseline(table: pd.DataFrame, method: str, baseline: str) -> str:
-    """Markdown: :func:`processed_against_baseline` in words, per budget processed."""
-    name, other = methods.label(method), methods.label(baseline)
-    if table.empty:
-        return f"{name}'s photos are not processed in this profile (`robustness_methods`)."
-    lines = []
-    for grey, part in table.groupby("grey_levels"):
-        behind = part[~part["ahead"]]
-        text = (f"Processed by the attacker, {name}'s photos at {methods.budget(grey)} (EER {part['eer'].iloc[0]:.2%} "
-                f"as stored) leak setting B {part['setting_b'].min():.1%} to {part['setting_b'].max():.1%}. ")
-        if behind.empty:
-            text += (f"After every processing, no step of {other} is as private at a lower EER: the photos stay ahead "
-                     "(point estimates).")
-        else:
-            text += (f"After {len(behind)} of {len(part)} processings, a step of {other} is as private at a lower EER "
-                     "(point estimates): " + "; ".join(
-                         f"{r.transform}, {r.setting_b:.1%} against step {r.step:g}'s {r.baseline_b:.1%} at EER "
-                         f"{r.baseline_eer:.2%}" for r in behind.itertuples())
-                     + f". There, whatever {name} wins over {other} unprocessed is lost to an attacker who processes "
-                     "the photos.")
-        lines.append(text)
-    return "\n\n".join(lines)
-
-
 def robustness_plus(cfg: RunConfig, study: Study, method: str = "mi-fgsm", grey_levels: float = 1.0) -> pd.DataFrame:
     """Setting B+ (the stronger adversary, :mod:`mifgsm_lib.evaluation.adversary`) of ``method`` at ``grey_levels``
     in every view it was measured in but float (the 8-bit photo, processed or not), beside the clean photo in the
