@@ -571,11 +571,15 @@ def describe_processed_dominance(table: pd.DataFrame, method: str, baseline: str
     lines += [f"* unprocessed: {reach(r)}" for r in none.itertuples()]
     lines += [f"* {r.view}: {reach(r)}" for r in views.itertuples()]
     kept = int(views["holds"].sum())
-    lines.append(f"\nAt this budget the dominance down to setting B = {down_to:.0%} survives **{kept} of "
-                 f"{len(views)}** processings." + ("" if kept == len(views) else f" Where it does not, an attacker who processes the "
-                                   f"photos before embedding them recovers privacy that {other} would have removed.")
-                 + ("" if none["holds"].all() else " Unprocessed, this budget alone does not reach the goal either: "
-                    "the budgets not processed here carry the rest of the unprocessed dominance."))
+    text = (f"\nAt this budget the dominance down to setting B = {down_to:.0%} survives **{kept} of {len(views)}** "
+            "processings.")
+    if kept < len(views):
+        text += (f" Where it does not, an attacker who processes the photos before embedding them recovers privacy "
+                 f"that {other} would have removed.")
+    if not none["holds"].all():
+        text += (" Unprocessed, this budget alone does not reach the goal either: the budgets not processed here "
+                 "carry the rest of the unprocessed dominance.")
+    lines.append(text)
     return "\n".join(lines)
 
 
