@@ -521,12 +521,14 @@ def processed_dominance(robust: pd.DataFrame, pairs: pd.DataFrame, method: str, 
     the baseline's steps of the comparison on the same images (``pairs``, its setting-B rows). Setting B is the
     view's, the attacker's, and enters as a point estimate (the views are measured apart from the comparison, so
     that difference is not paired); the EER is that of the photos as stored, which the system verifies, with the
-    comparison's paired intervals. One row per view: the budgets, the view's setting B, ``holds``, ``reach`` and
-    the first step missed."""
+    comparison's paired intervals. One row per view: the budgets, the view's lowest setting B over them,
+    ``holds``, ``reach``, the first step missed and ``every_budget`` (the budgets processed are all the
+    comparison's)."""
     ours = robust[robust["method"] == method]
     processed = sorted(set(ours.loc[ours["transform"] != "none", "grey_levels"]))
     ours = ours[ours["grey_levels"].isin(processed)]
     steps = pairs[pairs["metric"] == "setting_b"]
+    every = not (set(steps["grey_levels"]) - set(processed))
     rows = []
     for view, part in ours.groupby("transform", sort=False):
         found = []
@@ -539,12 +541,12 @@ def processed_dominance(robust: pd.DataFrame, pairs: pd.DataFrame, method: str, 
             found.append(mine.assign(d_b=d_b, d_b_low=d_b, d_b_high=d_b))
         result = dominance(pd.concat(found, ignore_index=True), down_to)
         miss = result["first_miss"] or {}
-        rows.append({"view": view, "grey_levels": ", ".join(f"{g:g}" for g in part["grey_levels"]),
+        rows.append({"view": view, "grey_levels": ", ".join(f"{g:g}" for g in sorted(part["grey_levels"])),
                      "setting_b": float(part["setting_b"].min()), "holds": result["holds"], "reach": result["reach"],
                      "first_miss_step": miss.get("step"), "first_miss_setting_b": miss.get("baseline_b"),
-                     "first_miss_eer": miss.get("baseline_eer")})
+                     "first_miss_eer": miss.get("baseline_eer"), "every_budget": every})
     return pd.DataFrame(rows, columns=["view", "grey_levels", "setting_b", "holds", "reach", "first_miss_step",
-                                       "first_miss_setting_b", "first_miss_eer"])
+                                       "first_miss_setting_b", "first_miss_eer", "every_budget"])
 
 
 def describe_processed_dominance(table: pd.DataFrame, method: str, baseline: str, down_to: float) -> str:
@@ -565,19 +567,21 @@ def describe_processed_dominance(table: pd.DataFrame, method: str, baseline: str
     none = table[table["view"] == "none"]
     views = table[table["view"] != "none"]
     budgets = table["grey_levels"].iloc[0]
-    lines = [f"**Does the dominance survive processing?** {name}'s photos at the budget processed ({budgets} grey "
-             f"levels) against {other}'s steps: setting B after the processing (a point estimate), the EER of the "
+    several = "," in budgets
+    lines = [f"**Does the dominance survive processing?** {name}'s photos at the {'budgets' if several else 'budget'} "
+             f"processed ({budgets} grey levels) against {other}'s steps: "
+             f"{'the lowest ' if several else ''}setting B after the processing (a point estimate), the EER of the "
              "photos as stored (paired intervals):"]
     lines += [f"* unprocessed: {reach(r)}" for r in none.itertuples()]
     lines += [f"* {r.view}: {reach(r)}" for r in views.itertuples()]
     kept = int(views["holds"].sum())
-    text = (f"\nAt this budget the dominance down to setting B = {down_to:.0%} survives **{kept} of {len(views)}** "
-            "processings.")
+    text = (f"\nAt {'these budgets' if several else 'this budget'} the dominance down to setting B = {down_to:.0%} "
+            f"survives **{kept} of {len(views)}** processings.")
     if kept < len(views):
         text += (f" Where it does not, an attacker who processes the photos before embedding them recovers privacy "
                  f"that {other} would have removed.")
-    if not none["holds"].all():
-        text += (" Unprocessed, this budget alone does not reach the goal either: the budgets not processed here "
+    if not none["holds"].all() and not table["every_budget"].all():
+        text += (" Unprocessed, the budgets processed do not reach the goal alone either: those not processed here "
                  "carry the rest of the unprocessed dominance.")
     lines.append(text)
     return "\n".join(lines)

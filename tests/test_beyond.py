@@ -162,9 +162,11 @@ def test_plan_from_sizes() -> None:
     assert plan.views[("mi-pgd-aware", 2.0)] == ("float", "uint8")
     erasure = sorted(g for m, g in plan.protections if m == "erasure-pgd")
     assert erasure == [1.0, 2.0, 4.0], "pgd_budgets and its extra_budgets, once each"
-    assert "jpeg90" in plan.views[("erasure-pgd", 2.0)], "processed at the budget every protection shares"
-    assert plan.views[("erasure-pgd", 4.0)] == ("float", "uint8"), "an extra budget is a frontier point only"
+    for grey in erasure:
+        assert plan.views[("erasure-pgd", grey)] == robustness.VIEWS, "a robustness method: every budget processed"
     assert sorted(g for m, g in plan.protections if m == "mi-pgd") == [2.0]
+    other = beyond.Plan.from_sizes({**PROFILES["default"]["beyond"], "extra_budgets": {"mi-pgd": (4,)}})
+    assert other.views[("mi-pgd", 4.0)] == ("float", "uint8"), "not a robustness method: a frontier point only"
 
 
 # --- 2-3. Tables and decisions on measured frames -------------------------------------------------------------

@@ -139,7 +139,15 @@ def test_processed_dominance_judges_the_attackers_setting_b_against_the_stored_e
                                          "erasure-pgd", 0.75)
     assert pd.isna(worse["reach"].iloc[1]) and not worse["holds"].iloc[0]
     text = verdicts.describe_processed_dominance(worse, "erasure-pgd", "ive", 0.75)
-    assert "dominates IVE at no point" in text and "alone does not reach the goal" in text
+    assert "dominates IVE at no point" in text and "do not reach the goal alone" in text
+    both = verdicts.processed_dominance(pd.concat([robust, robust.iloc[[2]].assign(grey_levels=1.0)]).assign(
+        setting_b=[0.82, 0.81, 0.95, 0.78, 0.9, 0.79]), pairs, "erasure-pgd", 0.75)
+    assert both["every_budget"].all() and both["grey_levels"].tolist() == ["1, 2", "1, 2", "2"]
+    assert both.set_index("view").loc["jpeg90", "setting_b"] == 0.79, "the lowest setting B of the budgets"
+    text = verdicts.describe_processed_dominance(both, "erasure-pgd", "ive", 0.75)
+    assert "budgets processed (1, 2 grey levels)" in text and "the lowest setting B" in text
+    assert "do not reach the goal alone" not in text, "no budget is left unprocessed to carry the rest"
+    assert not table["every_budget"].any()
     shown_worse = pairs.assign(d_eer_low=0.001)  # the stored photos' EER shown higher than every step's
     assert not verdicts.processed_dominance(robust, shown_worse, "erasure-pgd", 0.75)["holds"].any()
     assert "not judged" in verdicts.describe_processed_dominance(table.iloc[:0], "erasure-pgd", "ive", 0.75)

@@ -58,9 +58,8 @@ class Plan:
     @classmethod
     def from_sizes(cls, chapter_sizes: dict[str, Any], iterative: Sequence[str] | None = None) -> Plan:
         """One-step MI-FGSM at ``one_step_budgets``, each iterative method (default: every registered one) at
-        ``pgd_budgets`` and, for a frontier, at its own ``extra_budgets`` (float and 8-bit only); the methods of
-        ``robustness_methods`` (at their one-step or ``pgd_budgets``) and the clean images also in every processed
-        view."""
+        ``pgd_budgets`` and, for a frontier, at its own ``extra_budgets``, all in float and 8-bit; the methods of
+        ``robustness_methods`` (at every budget of theirs) and the clean images also in every processed view."""
         iterative = methods.names("iterative") if iterative is None else methods.check_methods(iterative,
                                                                                                "iterative")
         steps = int(chapter_sizes["pgd_steps"])
@@ -69,7 +68,7 @@ class Plan:
         extra = [(m, float(g)) for m, budgets in chapter_sizes.get("extra_budgets", {}).items()
                  if m in iterative for g in budgets if (m, float(g)) not in shared]
         pairs = [p for m in ("mi-fgsm", *iterative) for p in sorted(q for q in shared + extra if q[0] == m)]
-        views = {p: _views(p in shared and p[0] in chapter_sizes["robustness_methods"]) for p in pairs}
+        views = {p: _views(p[0] in chapter_sizes["robustness_methods"]) for p in pairs}
         views[("reference", 0.0)] = tuple(robustness.TRANSFORMS)
         return cls(steps, (("reference", 0.0), *pairs), views)
 
