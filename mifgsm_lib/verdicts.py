@@ -587,6 +587,46 @@ def describe_processed_dominance(table: pd.DataFrame, method: str, baseline: str
     return "\n".join(lines)
 
 
+#: How the goal's metrics read in a sentence.
+_METRIC_WORDS = {"setting_b": "setting B", "setting_b_plus": "setting B+"}
+
+
+def frontier_goal(dominance: Mapping[str, Mapping[str, Any]], processed: pd.DataFrame) -> dict[str, Any]:
+    """The goal of a protection of the images against a template baseline, from its parts: the dominance down to
+    the goal holds by every metric of ``dominance`` (:func:`dominance`, setting B and B+) on the stored 8-bit
+    photos, and by setting B after every processing of ``processed`` (:func:`processed_dominance`).
+
+    ``status``: ``met`` when every part holds; ``not met`` when one does not; ``not judged`` when every part
+    judged holds but the processing was not measured at every budget of the comparison (or not at all).
+    ``held`` and ``failed``: the parts, as (what, setting B reached or None).
+    """
+    parts = [(_METRIC_WORDS[m], bool(r["holds"]), r["reach"]) for m, r in dominance.items()]
+    views = processed[processed["view"] != "none"]
+    parts += [(f"setting B after {r.view}", bool(r.holds), None if pd.isna(r.reach) else float(r.reach))
+              for r in views.itertuples()]
+    failed = [(what, reach) for what, holds, reach in parts if not holds]
+    complete = len(views) > 0 and bool(processed["every_budget"].all())
+    status = "not met" if failed else "met" if complete else "not judged"
+    return {"status": status, "held": [(what, reach) for what, holds, reach in parts if holds], "failed": failed}
+
+
+def describe_frontier_goal(goal: Mapping[str, Any], method: str, baseline: str, down_to: float) -> str:
+    """Markdown: :func:`frontier_goal` in one paragraph."""
+    name, other = _label(method), _label(baseline)
+    held = [what for what, _ in goal["held"]]
+    by = f"by {', '.join(held[:-1])} and {held[-1]}" if len(held) > 1 else f"by {held[0]}" if held else "by nothing"
+    if goal["status"] == "met":
+        return (f"**The goal is met**: {name} dominates {other} down to {down_to:.0%} {by}, beyond the 95 % "
+                "intervals of the stored photos' EER.")
+    if goal["status"] == "not judged":
+        return (f"**The goal is not judged in full here**: {name} dominates {other} down to {down_to:.0%} {by}, but "
+                "its photos were not processed at every budget (`robustness_methods`, `extra_budgets`).")
+    misses = "; ".join(what + (" (at no point)" if reach is None else f" (only down to {reach:.1%})")
+                       for what, reach in goal["failed"])
+    return (f"**The goal is not met.** {name} dominates {other} down to {down_to:.0%} {by}. It falls short by "
+            f"{misses}. What was tried, and what was not, is in the caveats.")
+
+
 def describe_dominance(result: Mapping[str, Any], method: str, baseline: str, metric: str) -> str:
     """Markdown: the verdict of :func:`dominance` for ``metric`` (setting B or B+), with the numbers it rests on."""
     name, other = _label(method), _label(baseline)

@@ -153,3 +153,24 @@ def test_processed_dominance_judges_the_attackers_setting_b_against_the_stored_e
     assert "not judged" in verdicts.describe_processed_dominance(table.iloc[:0], "erasure-pgd", "ive", 0.75)
     with pytest.raises(ValueError, match="no comparison of 'erasure-pgd' at 2 grey levels"):
         verdicts.processed_dominance(robust, pairs[pairs["grey_levels"] == 1.0], "erasure-pgd", 0.75)
+
+
+def test_frontier_goal_needs_every_metric_and_every_processing() -> None:
+    held = {"holds": True, "reach": 0.71}
+    dominance = {"setting_b": held, "setting_b_plus": held}
+    processed = pd.DataFrame({"view": ["none", "jpeg90", "blur"], "holds": [True, True, False],
+                              "reach": [0.7, 0.74, 0.855], "every_budget": True})
+    goal = verdicts.frontier_goal(dominance, processed)
+    assert goal["status"] == "not met" and goal["failed"] == [("setting B after blur", 0.855)]
+    text = verdicts.describe_frontier_goal(goal, "erasure-pgd", "ive", 0.75)
+    assert "**The goal is not met.**" in text
+    assert "down to 75% by setting B, setting B+ and setting B after jpeg90" in text
+    assert "It falls short by setting B after blur (only down to 85.5%)." in text
+    assert verdicts.frontier_goal(dominance, processed.assign(holds=True))["status"] == "met"
+    partial = processed.assign(holds=True, every_budget=False)
+    assert verdicts.frontier_goal(dominance, partial)["status"] == "not judged", "a budget left unprocessed"
+    assert verdicts.frontier_goal(dominance, processed.iloc[:0])["status"] == "not judged", "nothing processed"
+    missed = {**dominance, "setting_b_plus": {"holds": False, "reach": None}}
+    goal = verdicts.frontier_goal(missed, processed.assign(holds=True, every_budget=False))
+    assert goal["status"] == "not met" and goal["failed"] == [("setting B+", None)], "a miss decides, judged or not"
+    assert "setting B+ (at no point)" in verdicts.describe_frontier_goal(goal, "erasure-pgd", "ive", 0.75)
