@@ -30,11 +30,17 @@ def _summary(iterable: Iterable[T], desc: str, total: int | None) -> Iterator[T]
           f"{time.perf_counter() - start:.1f} s", flush=True)
 
 
+def live() -> bool:
+    """Whether this kernel's outputs are seen as they come (a terminal, Jupyter, Colab), not read later from a
+    chapter executed by ``mifgsm book`` (``$MIFGSM_TEXT_PROGRESS`` set)."""
+    return not os.environ.get(TEXT_ENV)
+
+
 def bar(iterable: Iterable[T], desc: str, total: int | None = None, disable: bool = False) -> Iterable[T]:
     """``iterable`` with its progress shown (see the module's text); ``disable`` shows nothing."""
     if disable:
         return iterable
-    if os.environ.get(TEXT_ENV):
+    if not live():
         return _summary(iterable, desc, total if total is not None else _length(iterable))
     return tqdm(iterable, desc=desc, total=total)
 

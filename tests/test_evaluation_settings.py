@@ -267,6 +267,7 @@ def test_describe_adversary_says_survives_only_where_the_whole_interval_of_the_g
 def test_the_explorer_of_a_real_sweep_shows_its_numbers_and_redraws(small_run, monkeypatch: pytest.MonkeyPatch) -> None:
     """The chapter's path: the explorer built from the cached sweep, its live widget and its static frames."""
     from mifgsm_lib.figures import explorer as explorer_figures
+    from mifgsm_lib.progress import TEXT_ENV
 
     cfg, indices, sweep = small_run
     chip = pipeline.chips(cfg)["chips"][indices[0]]
@@ -275,6 +276,7 @@ def test_the_explorer_of_a_real_sweep_shows_its_numbers_and_redraws(small_run, m
     row = sweep[(sweep["method"] == "mi-fgsm") & (sweep["eps"] == 0.3)].iloc[0]
     at = face.at("mi-fgsm", 0.3, "float")
     assert at["setting_b"] == row["setting_b"] and at["setting_a"] == row["setting_a"] and at["shift"] > 0
+    monkeypatch.delenv(TEXT_ENV, raising=False)  # a live kernel
     drawn = []
     draw = explorer_figures.draw
     monkeypatch.setattr(explorer_figures, "draw",

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mifgsm_lib.figures import explorer as figures
+from mifgsm_lib.progress import TEXT_ENV
 from mifgsm_lib.studies.attacks import Explorer
 
 EPS = (0.002, 0.01, 0.05)
@@ -43,6 +44,7 @@ def test_the_attacked_face_moves_every_pixel_by_eps(data: Explorer) -> None:
 
 
 def test_the_widget_redraws_on_every_control(data: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TEXT_ENV, raising=False)
     drawn = []
     draw = figures.draw
     monkeypatch.setattr(figures, "draw", lambda d, m, e, mode: drawn.append((m, e, mode)) or draw(d, m, e, mode))
@@ -55,6 +57,12 @@ def test_the_widget_redraws_on_every_control(data: Explorer, monkeypatch: pytest
     mode.value = "uint8"
     assert drawn == [("mi-fgsm", 0.002, "float"), ("mi-fgsm", 0.05, "float"), ("random", 0.05, "float"),
                      ("random", 0.05, "uint8")]
+
+
+def test_no_widget_in_a_chapter_run_by_mifgsm_book(data: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TEXT_ENV, "1")  # as mifgsm_lib.book.run_chapters sets it for the kernels it starts
+    monkeypatch.setattr(figures, "draw", lambda *args: pytest.fail("drawn for nobody to see"))
+    assert figures.widget(data) is None
 
 
 def test_the_static_explorer_holds_one_frame_per_eps(data: Explorer) -> None:

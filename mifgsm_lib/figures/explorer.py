@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from mifgsm_lib.figures.attacks import amplified
 from mifgsm_lib.methods import label, style_of
+from mifgsm_lib.progress import live
 from mifgsm_lib.studies.attacks import Explorer
 
 
@@ -92,7 +93,11 @@ def animation_html(data: Explorer, eps_list: Sequence[float] | None = None) -> s
 
 def widget(data: Explorer) -> Any:
     """The live explorer: a slider over ε and a choice of attack and storage mode (ipywidgets), redrawing
-    :func:`draw`."""
+    :func:`draw`. None in a chapter executed by ``mifgsm book`` (:func:`mifgsm_lib.progress.live`): nobody can
+    move its controls there, and the widget messages of a cell can stall the notebook client's wait for that
+    cell's reply (seen with papermill: the chapter never finishes)."""
+    if not live():
+        return None
     import ipywidgets as widgets
     from IPython.display import display
 
