@@ -630,7 +630,7 @@ def describe_frontier_goal(goal: Mapping[str, Any], method: str, baseline: str, 
 def describe_dominance(result: Mapping[str, Any], method: str, baseline: str, metric: str) -> str:
     """Markdown: the verdict of :func:`dominance` for ``metric`` (setting B or B+), with the numbers it rests on."""
     name, other = _label(method), _label(baseline)
-    what = {"setting_b": "setting B", "setting_b_plus": "setting B+"}[metric]
+    what = _METRIC_WORDS[metric]
     down_to = result["down_to"]
     if result["holds"]:
         text = (f"**{name} dominates {other} down to {what} = {down_to:.0%}**, beyond the 95 % intervals: every "
