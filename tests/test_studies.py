@@ -176,8 +176,11 @@ def test_beyond_iterative_study(cfg: RunConfig) -> None:
     assert all(sorted(r["points"].index) == [1, 2] for r in results.values()), "one verdict point per IVE step"
     checks.require(checks.dominance(study.frontier, comparison.points, comparison.pairs, "erasure-pgd", "ive"))
     survives = verdicts.processed_dominance(study.robustness, comparison.pairs, "erasure-pgd", beyond.DOMINANCE_DOWN_TO)
-    assert survives["view"].tolist() == ["none", *robustness.TRANSFORMS] and (survives["grey_levels"] == "1").all()
+    assert survives["view"].tolist() == ["none", *robustness.TRANSFORMS]
+    assert (survives["grey_levels"] == "1, 2").all() and survives["every_budget"].all(), "every budget processed"
     assert survives["holds"].dtype == bool
+    goal = verdicts.frontier_goal(results, survives)
+    assert goal["status"] in ("met", "not met") and len(goal["held"]) + len(goal["failed"]) == 2 + 5
     quality = beyond.budget_quality(cfg, study, n_images=8)
     assert quality.index.tolist() == [1.0, 2.0] and (quality["images"] == 8).all()
     assert (quality["linf_grey"] <= quality.index + 1e-4).all() and (quality["ssim"] > 0.9).all()
