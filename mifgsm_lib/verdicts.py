@@ -616,8 +616,8 @@ def describe_frontier_goal(goal: Mapping[str, Any], method: str, baseline: str, 
     held = [what for what, _ in goal["held"]]
     by = f"by {', '.join(held[:-1])} and {held[-1]}" if len(held) > 1 else f"by {held[0]}" if held else "by nothing"
     if goal["status"] == "met":
-        return (f"**The goal is met**: {name} dominates {other} down to {down_to:.0%} {by}, beyond the 95 % "
-                "intervals of the stored photos' EER.")
+        return (f"**The goal is met**: {name} dominates {other} down to {down_to:.0%} {by} (on the stored photos "
+                "beyond the 95 % intervals; after processing, setting B as a point estimate).")
     if goal["status"] == "not judged":
         return (f"**The goal is not judged in full here**: {name} dominates {other} down to {down_to:.0%} {by}, but "
                 "its photos were not processed at every budget (`robustness_methods`, `extra_budgets`).")

@@ -166,7 +166,9 @@ def test_frontier_goal_needs_every_metric_and_every_processing() -> None:
     assert "**The goal is not met.**" in text
     assert "down to 75% by setting B, setting B+ and setting B after jpeg90" in text
     assert "It falls short by setting B after blur (only down to 85.5%)." in text
-    assert verdicts.frontier_goal(dominance, processed.assign(holds=True))["status"] == "met"
+    met = verdicts.frontier_goal(dominance, processed.assign(holds=True))
+    assert met["status"] == "met" and not met["failed"]
+    assert "**The goal is met**" in verdicts.describe_frontier_goal(met, "erasure-pgd", "ive", 0.75)
     partial = processed.assign(holds=True, every_budget=False)
     assert verdicts.frontier_goal(dominance, partial)["status"] == "not judged", "a budget left unprocessed"
     assert verdicts.frontier_goal(dominance, processed.iloc[:0])["status"] == "not judged", "nothing processed"
