@@ -36,6 +36,7 @@ takes the same steps towards a template-space target, the template with the attr
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -400,18 +401,27 @@ class ErasurePGD(nn.Module):
     Unlike MI-FGSM it needs no label at protection time: the eraser learned the attribute's statistics once, on
     clean labelled templates. ``attack(images, y)`` ignores ``y`` (the signature of the other protections) and
     returns float images in [0, 1].
+
+    ``expect``: processings the protected photo may meet (differentiable maps of float images, e.g.
+    :func:`mifgsm_lib.robustness.differentiable`). Each step then descends the expectation over transformation
+    (EOT, Athalye et al., ICML 2018) Σ_t ‖f(t(x')) − r(f(x))‖² over the identity and every map of ``expect``: one
+    face-model gradient per map and step.
     """
 
     name = "Erasure-PGD"
 
-    def __init__(self, face_model: nn.Module, eraser: LinearEraser, eps: float, alpha: float, steps: int) -> None:
+    def __init__(self, face_model: nn.Module, eraser: LinearEraser, eps: float, alpha: float, steps: int,
+                 expect: Sequence[Callable[[torch.Tensor], torch.Tensor]] = ()) -> None:
         super().__init__()
         check_is_fitted(eraser, "basis_")
+        if isinstance(expect, (str, bytes)) or not all(callable(t) for t in expect):
+            raise ValueError(f"expect={expect!r}: expected a sequence of maps of float images (the processings)")
         if eraser.n_features_in_ != face_model.embedding_dim:
             raise ValueError(f"eraser: fitted on {eraser.n_features_in_}-D templates; face model "
                              f"{face_model.name!r} gives {face_model.embedding_dim}-D ones")
         self.eps, self.alpha, self.steps = check_pgd(eps, alpha, steps)
         self.face_model, self.eraser = face_model, eraser
+        self.views: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = (_identity, *expect)
 
     def targets(self, x: torch.Tensor) -> torch.Tensor:
         """r(f(x)): the erased clean templates."""
@@ -426,6 +436,12 @@ class ErasurePGD(nn.Module):
         for _ in range(self.steps):
             adv.requires_grad_(True)
             with torch.enable_grad():
-                (grad,) = torch.autograd.grad((self.face_model(adv) - target).square().sum(), adv)
+                loss = sum((self.face_model(view(adv)) - target).square().sum() for view in self.views)
+                (grad,) = torch.autograd.grad(loss, adv)
             adv = signed_step(adv, grad, x, self.alpha, self.eps)
         return adv
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    """The photo as stored, the first view of every expectation."""
+    return x

@@ -9,7 +9,7 @@ unit tests, never in a notebook.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -321,21 +321,22 @@ def beyond(frontier: pd.DataFrame, assessment: pd.DataFrame, recommended: pd.Ser
     return out
 
 
-def dominance(frontier: pd.DataFrame, points: pd.DataFrame, pairs: pd.DataFrame, method: str, baseline: str
-              ) -> list[Check]:
-    """The comparison with the template baseline measures the frontier's own photos: the protection's 8-bit
+def dominance(frontier: pd.DataFrame, points: pd.DataFrame, pairs: pd.DataFrame, protections: Sequence[str],
+              baseline: str) -> list[Check]:
+    """The comparison with the template baseline measures the frontier's own photos: each protection's 8-bit
     setting B at each budget, and the clean one, equal the frontier's (the same templates, images and seed); and
     the verdicts rest on the table's numbers: each row of ``pairs`` holds the baseline step's values of ``points``
-    and, as its differences, the budget's values minus the step's (setting B or B+, and the EER)."""
+    and, as its differences, its protection's budget's values minus the step's (setting B or B+, and the EER)."""
     shown = frontier[frontier["mode"] == "uint8"].set_index(["method", "grey_levels"])["setting_b"]
-    ours = points[points["method"].isin(["reference", method])]
+    ours = points[points["method"].isin(["reference", *protections])]
     gaps = [abs(float(r.setting_b) - float(shown.loc[(r.method, 0.0 if r.method == "reference" else r.grey_levels)]))
             for r in ours.itertuples()]
     out = [Check("the comparison's photos are the frontier's: the same setting B at every budget and clean",
                  max(gaps) <= 1e-12, f"largest gap {max(gaps):.2g} over {len(gaps)} sets")]
-    budgets, steps = points[points["method"] == method], points[points["method"] == baseline]
+    steps = points[points["method"] == baseline]
     found = []
     for r in pairs.itertuples():
+        budgets = points[points["method"] == r.method] if r.method in protections else points.iloc[:0]
         mine = budgets[np.isclose(budgets["grey_levels"], r.grey_levels)]
         theirs = steps[np.isclose(steps["value"], r.step)]
         if len(mine) != 1 or len(theirs) != 1:

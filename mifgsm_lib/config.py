@@ -17,7 +17,7 @@ import torch
 from mifgsm_lib.validation import check_eps
 
 #: The iterative protections of the chapter "Beyond one step" (:mod:`mifgsm_lib.methods`).
-_PGD = ("mi-pgd", "mi-pgd-confusion", "mi-pgd-aware", "erasure-pgd")
+_PGD = ("mi-pgd", "mi-pgd-confusion", "mi-pgd-aware", "erasure-pgd", "erasure-pgd-eot")
 #: The synthetic experiments of the chapter "CLUB theory" at full size (the default and paper profiles).
 _CLUB_THEORY_FULL = {"dim": 4, "n_train": 10_000, "n_val": 10_000, "iterations": 5000, "eval_every": 25,
                      "mc_samples": 1_000_000, "early_seeds": 20, "early_iterations": 60, "pool": 200_000,
@@ -46,7 +46,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                         "repeats": 200},
         "beyond": {"folds": (4,), "pgd_steps": 3, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
                    "extra_budgets": {"erasure-pgd": (1,)},  # default's 4 grey levels left out: CI's time
-                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion", "erasure-pgd"),
+                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion", "erasure-pgd", "erasure-pgd-eot"),
                    "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
                    "attribute_images": 400},
     },
@@ -65,8 +65,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "frontier_attacks": ("mi-fgsm",),
         "club_theory": _CLUB_THEORY_FULL,
         "beyond": {"folds": (4,), "pgd_steps": 5, "one_step_budgets": (1, 2), "pgd_budgets": (2,),
-                   "extra_budgets": {"erasure-pgd": (1, 4)},
-                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion", "erasure-pgd"),
+                   "extra_budgets": {"erasure-pgd": (1, 4), "erasure-pgd-eot": (1, 4)},
+                   "robustness_methods": ("mi-fgsm", "mi-pgd-confusion", "erasure-pgd", "erasure-pgd-eot"),
                    "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 2)),
                    "attribute_images": 400},
     },
@@ -85,7 +85,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "frontier_attacks": None,  # every one-step attack of mifgsm_lib.methods
         "club_theory": _CLUB_THEORY_FULL,
         "beyond": {"folds": None, "pgd_steps": 10, "one_step_budgets": (1, 2), "pgd_budgets": (1, 2),
-                   "extra_budgets": {"erasure-pgd": (1, 4)},
+                   "extra_budgets": {"erasure-pgd": (1, 4), "erasure-pgd-eot": (1, 4)},
                    "robustness_methods": ("mi-fgsm", *_PGD),
                    "attribute_protections": (("mi-fgsm", 1), ("mi-fgsm", 2), ("mi-pgd-confusion", 1),
                                              ("mi-pgd-confusion", 2), ("mi-pgd-aware", 2)),

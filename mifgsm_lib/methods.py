@@ -13,6 +13,7 @@ Kinds:
 - ``reference``: the clean images and templates (no privacy);
 - ``one-step``: x* = clip(x + ε·d), one direction per image for every ε (the paper's Eqs. 1-4);
 - ``iterative``: several steps inside the L∞ ball of radius ε (MI-PGD and Erasure-PGD, beyond the paper);
+  ``per_step`` face-model gradients each (Erasure-PGD (EOT): one per processing it expects);
 - ``template``: a transformer of the templates, trained on another dataset (IVE, Multi-IVE; Sec. 6.3).
 """
 
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mifgsm_lib import attacks
+from mifgsm_lib import attacks, robustness
 from mifgsm_lib.baselines import IVE, MultiIVE
 from mifgsm_lib.classifiers import MLPGenderClassifier
 from mifgsm_lib.erasure import LinearEraser
@@ -54,10 +55,11 @@ class Method:
     """One privacy method (see the module's text).
 
     ``build``: for ``one-step``, ``build(resources)`` returns a :class:`~mifgsm_lib.attacks.SignAttack`; for
-    ``iterative``, ``build(resources, eps, steps)`` an :class:`~mifgsm_lib.attacks.MIPGD`; for ``template``,
+    ``iterative``, ``build(resources, eps, steps)`` an :class:`~mifgsm_lib.attacks.MIPGD` or
+    :class:`~mifgsm_lib.attacks.ErasurePGD`; for ``template``,
     ``build(**parameters)`` an unfitted scikit-learn transformer. ``access``: what the attacker must know of the
     gender classifier: ``black box`` (nothing: the vCLUB estimate of the face templates), ``white box`` (the MLP's
-    weights) or ``none``.
+    weights) or ``none``. ``per_step``: face-model gradients per step of an iterative method.
     """
 
     name: str
@@ -69,12 +71,14 @@ class Method:
     paper: bool = False
     build: Callable[..., Any] | None = None
     gradient: bool = True
+    per_step: int = 1
 
     def gradients(self, steps: int = 1) -> int:
-        """Face-model gradients per image: one per one-step gradient attack, ``steps`` for an iterative one."""
+        """Face-model gradients per image: one per one-step gradient attack, ``per_step`` per step for an
+        iterative one (several for an expectation over processings)."""
         if self.kind == "one-step":
             return int(self.gradient)
-        return check_positive_int(steps, "steps") if self.kind == "iterative" else 0
+        return self.per_step * check_positive_int(steps, "steps") if self.kind == "iterative" else 0
 
     @property
     def style(self) -> tuple[str, str]:
@@ -158,10 +162,13 @@ def _pgd(objective: str, reestimate: bool) -> Callable[[Resources, float, int], 
     return build
 
 
-def _erasure_pgd(resources: Resources, eps: float, steps: int) -> attacks.ErasurePGD:
-    """PGD towards the LEACE-erased template at ε, with α = :func:`step_size`."""
-    return attacks.ErasurePGD(resources.face_model(), resources.eraser(), eps=eps, alpha=step_size(eps, steps),
-                              steps=steps)
+def _erasure_pgd(expect: Sequence[str] = ()) -> Callable[[Resources, float, int], attacks.ErasurePGD]:
+    """PGD towards the LEACE-erased template at ε, with α = :func:`step_size`, over the photo as stored and the
+    processings ``expect`` (names of :data:`mifgsm_lib.robustness.TRANSFORMS`)."""
+    def build(resources: Resources, eps: float, steps: int) -> attacks.ErasurePGD:
+        return attacks.ErasurePGD(resources.face_model(), resources.eraser(), eps=eps, alpha=step_size(eps, steps),
+                                  steps=steps, expect=[robustness.differentiable(n) for n in expect])
+    return build
 
 
 def step_size(eps: float, steps: int) -> float:
@@ -186,7 +193,9 @@ for _method in (
     Method("mi-pgd-aware", "MI-PGD (confusion, attacker-aware)", "iterative", "tab:brown", "D", access="black box",
            build=_pgd("confusion", True)),
     Method("erasure-pgd", "Erasure-PGD (LEACE target)", "iterative", "tab:pink", "X", access="black box",
-           build=_erasure_pgd),
+           build=_erasure_pgd()),
+    Method("erasure-pgd-eot", "Erasure-PGD (EOT)", "iterative", "darkred", "h", access="black box",
+           build=_erasure_pgd(robustness.EXPECTED), per_step=1 + len(robustness.EXPECTED)),
     Method("ive", "IVE", "template", "tab:cyan", "D", paper=True, build=IVE),
     Method("multi-ive", "Multi-IVE", "template", "tab:olive", "P", paper=True,
            build=lambda **kw: MultiIVE(domain="pca", **kw)),

@@ -86,6 +86,25 @@ TRANSFORMS: dict[str, Callable[[ImageBatch], ImageBatch]] = {
 VIEWS: tuple[str, ...] = (*MODES, *TRANSFORMS)
 
 
+#: The processings Erasure-PGD (EOT) expects (:func:`differentiable`): one of each kind, JPEG at the middle quality.
+EXPECTED: tuple[str, ...] = ("jpeg75", "blur1", "resize0.5")
+
+
+def differentiable(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The processing ``name`` of :data:`TRANSFORMS` as a map of float images that gradients pass through: blur
+    and resize are differentiable as they are; JPEG is not, so its gradient is the identity's (a straight-through
+    estimator: the forward pass is the JPEG, the backward pass skips it)."""
+    if name not in TRANSFORMS:
+        raise ValueError(f"name={name!r}: expected a processing from {list(TRANSFORMS)}")
+    transform = TRANSFORMS[name]
+    if not name.startswith("jpeg"):
+        return transform
+
+    def straight_through(x: torch.Tensor) -> torch.Tensor:
+        return x + (transform(x.detach()) - x).detach()
+    return straight_through
+
+
 def check_views(views: Sequence[str]) -> list[str]:
     """Views: ``float`` (the paper's), ``uint8`` (an 8-bit photo) or a name of :data:`TRANSFORMS` (the 8-bit photo
     processed); distinct, in the given order."""

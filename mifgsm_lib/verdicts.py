@@ -614,7 +614,7 @@ def describe_frontier_goal(goal: Mapping[str, Any], method: str, baseline: str, 
     """Markdown: :func:`frontier_goal` in one paragraph."""
     name, other = _label(method), _label(baseline)
     held = [what for what, _ in goal["held"]]
-    by = f"by {', '.join(held[:-1])} and {held[-1]}" if len(held) > 1 else f"by {held[0]}" if held else "by nothing"
+    by = f"by {', '.join(held[:-1])} and {held[-1]}" if len(held) > 1 else f"by {held[0]}" if held else ""
     if goal["status"] == "met":
         return (f"**The goal is met**: {name} dominates {other} down to {down_to:.0%} {by} (on the stored photos "
                 "beyond the 95 % intervals; after processing, setting B as a point estimate).")
@@ -623,8 +623,10 @@ def describe_frontier_goal(goal: Mapping[str, Any], method: str, baseline: str, 
                 "its photos were not processed at every budget (`robustness_methods`, `extra_budgets`).")
     misses = "; ".join(what + (" (at no point)" if reach is None else f" (only down to {reach:.1%})")
                        for what, reach in goal["failed"])
-    return (f"**The goal is not met.** {name} dominates {other} down to {down_to:.0%} {by}. It falls short by "
-            f"{misses}. What was tried, and what was not, is in the caveats.")
+    holds = (f"{name} dominates {other} down to {down_to:.0%} {by}" if held
+             else f"{name} dominates {other} down to {down_to:.0%} by no part of the goal")
+    return (f"**The goal is not met.** {holds}. It falls short by {misses}. What was tried, and what was not, is in "
+            "the caveats.")
 
 
 def describe_dominance(result: Mapping[str, Any], method: str, baseline: str, metric: str) -> str:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sklearn.exceptions import NotFittedError
 from torch import nn
 
-from mifgsm_lib import attacks, config, protect
+from mifgsm_lib import attacks, config, protect, robustness
 from mifgsm_lib.erasure import LinearEraser
 from mifgsm_lib.config import eps_grid_default, eps_grid_sensitive
 from mifgsm_lib.classifiers import MLPGenderClassifier, train_mlp
@@ -392,12 +392,17 @@ def test_attacks_work_for_k_classes(setup: dict) -> None:
         attacks.confusion(estimator, face(x), torch.as_tensor(np.arange(12) % 2))
 
 
-def test_erasure_pgd_approaches_the_erased_template_inside_its_budget(setup: dict) -> None:
-    face, chips, y = setup["face"], setup["chips"], setup["y"]
-    x = attacks.as_float_images(chips)
+def _eraser_setup(setup: dict) -> tuple[torch.nn.Module, torch.Tensor, np.ndarray, LinearEraser]:
+    """The face model, the float images, their labels and a LEACE eraser fitted on their clean templates."""
+    face, y = setup["face"], setup["y"]
+    x = attacks.as_float_images(setup["chips"])
     with torch.no_grad():
         z = face(x).double().numpy()
-    eraser = LinearEraser().fit(z, y)
+    return face, x, y, LinearEraser().fit(z, y)
+
+
+def test_erasure_pgd_approaches_the_erased_template_inside_its_budget(setup: dict) -> None:
+    face, x, y, eraser = _eraser_setup(setup)
     eps = 0.03
     attack = attacks.ErasurePGD(face, eraser, eps=eps, alpha=0.01, steps=5)
     adv = attack(x)
@@ -409,6 +414,22 @@ def test_erasure_pgd_approaches_the_erased_template_inside_its_budget(setup: dic
         after = (face(adv) - target).square().sum().item()
     assert after < 0.9 * before
     torch.testing.assert_close(attack(x, torch.as_tensor(y)), adv)  # the labels are not used, and no randomness
+
+
+def test_erasure_pgd_expectation_over_processing(setup: dict) -> None:
+    face, x, _, eraser = _eraser_setup(setup)
+    plain = attacks.ErasurePGD(face, eraser, eps=0.03, alpha=0.01, steps=3)
+    torch.testing.assert_close(attacks.ErasurePGD(face, eraser, eps=0.03, alpha=0.01, steps=3, expect=())(x), plain(x))
+    blur = robustness.differentiable("blur1")
+    eot = attacks.ErasurePGD(face, eraser, eps=0.03, alpha=0.01, steps=3, expect=[blur])
+    adv = eot(x)
+    assert (adv - x).abs().max() <= 0.03 + 1e-6 and not torch.equal(adv, plain(x))
+    target = eot.targets(x)
+    with torch.no_grad():  # the expectation's loss: the photo as stored and blurred, each nearer the target
+        for view in (lambda t: t, blur):
+            assert (face(view(adv)) - target).square().sum() < 0.9 * (face(view(x)) - target).square().sum()
+    with pytest.raises(ValueError, match="expect='blur1': expected a sequence of maps of float images"):
+        attacks.ErasurePGD(face, eraser, eps=0.03, alpha=0.01, steps=3, expect="blur1")
 
 
 def test_erasure_pgd_bad_parameters(setup: dict) -> None:

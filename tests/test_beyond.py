@@ -134,6 +134,7 @@ def test_step_size_and_budgets() -> None:
     assert methods.step_size(0.01, 10) == pytest.approx(0.0025)
     assert grey_eps(2) == pytest.approx(2 / 255)
     assert methods.get("mi-fgsm").gradients(5) == 1 and methods.get("mi-pgd-aware").gradients(5) == 5
+    assert methods.get("erasure-pgd-eot").gradients(5) == 5 * (1 + len(robustness.EXPECTED))
     with pytest.raises(ValueError, match="steps=0: expected a positive integer"):
         methods.step_size(0.01, 0)
     with pytest.raises(ValueError, match="grey_levels=0"):

@@ -150,16 +150,19 @@ def test_dominance_checks() -> None:
     points = pd.DataFrame({"method": ["reference", "ive", "ive", "erasure-pgd"], "value": [0.0, 1.0, 2.0, 1 / 255],
                            "grey_levels": [np.nan, np.nan, np.nan, 1.0], "setting_b": [0.93, 0.90, 0.80, 0.82],
                            "setting_b_plus": [0.95, 0.93, 0.85, 0.86], "eer": [0.01, 0.02, 0.03, 0.02]})
-    pairs = pd.DataFrame({"metric": ["setting_b", "setting_b", "setting_b_plus", "setting_b_plus"],
+    pairs = pd.DataFrame({"method": "erasure-pgd",
+                          "metric": ["setting_b", "setting_b", "setting_b_plus", "setting_b_plus"],
                           "step": [1, 2, 1, 2], "grey_levels": [1.0] * 4, "baseline_b": [0.90, 0.80, 0.93, 0.85],
                           "baseline_eer": [0.02, 0.03, 0.02, 0.03], "d_b": [-0.08, 0.02, -0.07, 0.01],
                           "d_eer": [0.0, -0.01, 0.0, -0.01]})
-    assert not failed(checks.dominance(frontier, points, pairs, "erasure-pgd", "ive"))
+    assert not failed(checks.dominance(frontier, points, pairs, ["erasure-pgd"], "ive"))
     moved = points.assign(setting_b=[0.93, 0.90, 0.80, 0.83])  # not the frontier's photos, nor the pairs' numbers
-    assert len(failed(checks.dominance(frontier, moved, pairs, "erasure-pgd", "ive"))) == 2
+    assert len(failed(checks.dominance(frontier, moved, pairs, ["erasure-pgd"], "ive"))) == 2
     swapped = pairs.assign(step=[2, 1, 1, 2])  # the steps' rows mixed up
-    assert len(failed(checks.dominance(frontier, points, swapped, "erasure-pgd", "ive"))) == 1
+    assert len(failed(checks.dominance(frontier, points, swapped, ["erasure-pgd"], "ive"))) == 1
     flipped = pairs.assign(d_eer=-pairs["d_eer"])  # the wrong sign: baseline minus protection
-    assert len(failed(checks.dominance(frontier, points, flipped, "erasure-pgd", "ive"))) == 1
+    assert len(failed(checks.dominance(frontier, points, flipped, ["erasure-pgd"], "ive"))) == 1
     missing = pairs.assign(grey_levels=2.0)  # a budget the table does not show
-    assert len(failed(checks.dominance(frontier, points, missing, "erasure-pgd", "ive"))) == 1
+    assert len(failed(checks.dominance(frontier, points, missing, ["erasure-pgd"], "ive"))) == 1
+    other = pairs.assign(method="erasure-pgd-eot")  # a protection the comparison does not hold
+    assert len(failed(checks.dominance(frontier, points, other, ["erasure-pgd"], "ive"))) == 1

@@ -69,3 +69,22 @@ def test_bad_parameters(chips: np.ndarray) -> None:
         robustness.resize_down_up(chips, 1.5)
     with pytest.raises(ValueError, match="chips: expected a uint8 array"):
         robustness.jpeg(chips[0], 90)
+
+
+@pytest.mark.parametrize("name", sorted(robustness.TRANSFORMS))
+def test_differentiable_processing_is_the_processing_and_passes_gradients(name: str, chips: np.ndarray) -> None:
+    x = as_float_images(chips).requires_grad_(True)
+    seen = robustness.differentiable(name)(x)
+    torch.testing.assert_close(seen.detach(), robustness.TRANSFORMS[name](x.detach()))
+    weights = torch.linspace(-1, 1, seen.numel()).reshape(seen.shape)
+    (grad,) = torch.autograd.grad((seen * weights).sum(), x)
+    if name.startswith("jpeg"):  # straight through: the JPEG's gradient is the identity's
+        torch.testing.assert_close(grad, weights)
+    else:  # the processing's own gradient: a blur or resize mixes neighbouring pixels
+        assert grad.abs().sum() > 0 and not torch.allclose(grad, weights)
+
+
+def test_expected_processings_are_known_and_bad_names_refused() -> None:
+    assert set(robustness.EXPECTED) <= set(robustness.TRANSFORMS)
+    with pytest.raises(ValueError, match="name='jpeg95': expected a processing from"):
+        robustness.differentiable("jpeg95")

@@ -26,7 +26,7 @@ SIZES = {"subset_size": 60, "estimator_iterations": 40, "estimator_checkpoints":
 
 #: MI-PGD and the robustness views at their smallest.
 CHAPTER = {"folds": (0, 4, 8, 9), "pgd_steps": 1, "one_step_budgets": (1,), "pgd_budgets": (1,),
-           "extra_budgets": {"erasure-pgd": (2,)}, "robustness_methods": ("mi-fgsm", "erasure-pgd"),
+           "extra_budgets": {"erasure-pgd": (2,)}, "robustness_methods": ("mi-fgsm", "erasure-pgd", "erasure-pgd-eot"),
            "attribute_protections": (("mi-fgsm", 1),), "attribute_images": 150}
 
 
@@ -169,23 +169,32 @@ def test_beyond_iterative_study(cfg: RunConfig) -> None:
     trade = tradeoff.run(cfg, attacks=["mi-fgsm"], eps_list=[0.002, 0.005], n_steps=2, n_estimators=5, n_jobs=1,
                          progress=False)
     comparison = beyond.against_baseline(cfg, study, trade.curves["ive"])
-    assert len(comparison.pairs) == 2 * 2 * 2  # (setting B, B+) x IVE's 2 steps x 2 budgets
+    assert comparison.methods == beyond.FRONTIER_METHODS
+    # (setting B, B+) x IVE's 2 steps x the budgets: Erasure-PGD's 2, its EOT variant's 1
+    assert len(comparison.pairs_of("erasure-pgd")) == 2 * 2 * 2 and len(comparison.pairs_of("erasure-pgd-eot")) == 4
     assert comparison.points[["setting_b", "setting_b_plus", "eer"]].notna().all().all()
-    results = {m: verdicts.dominance(comparison.pairs[comparison.pairs["metric"] == m], beyond.DOMINANCE_DOWN_TO)
-               for m in beyond.DOMINANCE_METRICS}
-    assert all(sorted(r["points"].index) == [1, 2] for r in results.values()), "one verdict point per IVE step"
-    checks.require(checks.dominance(study.frontier, comparison.points, comparison.pairs, "erasure-pgd", "ive"))
-    survives = verdicts.processed_dominance(study.robustness, comparison.pairs, "erasure-pgd", beyond.DOMINANCE_DOWN_TO)
-    assert survives["view"].tolist() == ["none", *robustness.TRANSFORMS]
-    assert (survives["grey_levels"] == "1, 2").all() and survives["every_budget"].all(), "every budget processed"
-    assert survives["holds"].dtype == bool
-    goal = verdicts.frontier_goal(results, survives)
-    assert goal["status"] in ("met", "not met") and len(goal["held"]) + len(goal["failed"]) == 2 + 5
+    checks.require(checks.dominance(study.frontier, comparison.points, comparison.pairs, comparison.methods, "ive"))
+    for method, budgets in (("erasure-pgd", "1, 2"), ("erasure-pgd-eot", "1")):
+        results = {m: verdicts.dominance(comparison.pairs_of(method, m), beyond.DOMINANCE_DOWN_TO)
+                   for m in beyond.DOMINANCE_METRICS}
+        assert all(sorted(r["points"].index) == [1, 2] for r in results.values()), "one verdict point per IVE step"
+        survives = verdicts.processed_dominance(study.robustness, comparison.pairs_of(method), method,
+                                                beyond.DOMINANCE_DOWN_TO)
+        assert survives["view"].tolist() == ["none", *robustness.TRANSFORMS]
+        assert (survives["grey_levels"] == budgets).all() and survives["every_budget"].all(), "every budget processed"
+        assert survives["holds"].dtype == bool
+        goal = verdicts.frontier_goal(results, survives)
+        assert goal["status"] in ("met", "not met") and len(goal["held"]) + len(goal["failed"]) == 2 + 5
     quality = beyond.budget_quality(cfg, study, n_images=8)
-    assert quality.index.tolist() == [1.0, 2.0] and (quality["images"] == 8).all()
-    assert (quality["linf_grey"] <= quality.index + 1e-4).all() and (quality["ssim"] > 0.9).all()
-    with pytest.raises(ValueError, match="'fgsm' was not measured"):
-        beyond.against_baseline(cfg, study, trade.curves["ive"], method="fgsm")
+    assert quality.index.tolist() == [("Erasure-PGD (LEACE target)", 1.0), ("Erasure-PGD (LEACE target)", 2.0),
+                                      ("Erasure-PGD (EOT)", 1.0)] and (quality["images"] == 8).all()
+    greys = quality.index.get_level_values("grey_levels")
+    assert (quality["linf_grey"] <= greys + 1e-4).all() and (quality["ssim"] > 0.9).all()
+    with pytest.raises(ValueError, match=r"\['fgsm'\] are not methods of kind iterative"):
+        beyond.against_baseline(cfg, study, trade.curves["ive"], protections=["fgsm"])
+    unmeasured = methods.Method("unmeasured", "Unmeasured", "iterative", "black", ".")
+    with methods.registered(unmeasured), pytest.raises(ValueError, match="'unmeasured' was not measured"):
+        beyond.against_baseline(cfg, study, trade.curves["ive"], protections=["unmeasured"])
 
 
 def test_beyond_attributes_on_the_chapter_images(cfg: RunConfig) -> None:

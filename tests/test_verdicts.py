@@ -176,3 +176,6 @@ def test_frontier_goal_needs_every_metric_and_every_processing() -> None:
     goal = verdicts.frontier_goal(missed, processed.assign(holds=True, every_budget=False))
     assert goal["status"] == "not met" and goal["failed"] == [("setting B+", None)], "a miss decides, judged or not"
     assert "setting B+ (at no point)" in verdicts.describe_frontier_goal(goal, "erasure-pgd", "ive", 0.75)
+    nothing = verdicts.frontier_goal({"setting_b": {"holds": False, "reach": 0.93}}, processed.iloc[:0])
+    assert "down to 75% by no part of the goal. It falls short by setting B (only down to 93.0%)." in (
+        verdicts.describe_frontier_goal(nothing, "erasure-pgd", "ive", 0.75))

@@ -4,7 +4,7 @@ method's name, colour and marker comes from :mod:`mifgsm_lib.methods`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -149,22 +149,22 @@ def plot_leakage(leakage: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_dominance(points: pd.DataFrame, method: str, baseline: str, down_to: float) -> Figure:
-    """A protection's budgets against a template baseline's steps on the same images: setting B (left) and setting
+def plot_dominance(points: pd.DataFrame, protections: Sequence[str], baseline: str, down_to: float) -> Figure:
+    """Protections' budgets against a template baseline's steps on the same images: setting B (left) and setting
     B+ (right) against the EER, 95 % intervals as bars, the clean point as a star and ``down_to`` as a dotted line
     (``points``: :class:`mifgsm_lib.studies.beyond.Comparison`'s)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True, constrained_layout=True)
     for ax, metric, name in zip(axes, ("setting_b", "setting_b_plus"), ("setting B", "setting B+")):
-        for who in ("reference", baseline, method):
+        for who in ("reference", baseline, *protections):
             rows = points[points["method"] == who].sort_values("value")
             colour, marker = methods.style_of(who)
             error_bars(ax, rows, metric, "eer", colour)
             ax.plot(100 * rows[metric], 100 * rows["eer"], color=colour, marker=marker,
                     linestyle="none" if who == "reference" else "--" if who == baseline else "-",
                     markersize=12 if who == "reference" else 6, linewidth=1,
-                    label=methods.label(who) + {"reference": "", baseline: " over its steps",
-                                                method: ", 8-bit, over its budgets"}[who])
-            if who == method:
+                    label=methods.label(who) + ("" if who == "reference" else " over its steps" if who == baseline
+                                                else ", 8-bit, over its budgets"))
+            if who in protections:
                 for _, row in rows.iterrows():
                     ax.annotate(f"{row['grey_levels']:g}", (100 * row[metric], 100 * row["eer"]), fontsize=7,
                                 color=colour, xytext=(4, 3), textcoords="offset points")

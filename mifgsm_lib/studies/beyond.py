@@ -157,8 +157,9 @@ def iterative_study(cfg: RunConfig, chapter_sizes: dict[str, Any] | None = None,
                  templates, target)
 
 
-#: The protection the chapter judges against IVE's frontier (:func:`against_baseline`).
-FRONTIER_METHOD = "erasure-pgd"
+#: The protections the chapter judges against IVE's frontier (:func:`against_baseline`): Erasure-PGD, and the same
+#: with the expectation over the processings of section 3.
+FRONTIER_METHODS = ("erasure-pgd", "erasure-pgd-eot")
 #: How far down the frontier it must dominate IVE: from the clean point down to this setting B (and B+).
 DOMINANCE_DOWN_TO = 0.75
 #: The setting-B metrics a dominance is judged by: setting B, and the stronger adversary's setting B+.
@@ -167,56 +168,75 @@ DOMINANCE_METRICS = ("setting_b", "setting_b_plus")
 
 @dataclass(frozen=True)
 class Comparison:
-    """A protection's 8-bit photos at each of its budgets against every step of a template baseline, on the same
+    """Protections' 8-bit photos at each of their budgets against every step of a template baseline, on the same
     images, measured together. ``points``: one row per set (the clean reference, each baseline step, each
-    budget) with setting B, setting B+ and the EER, each with its 95 % interval. ``pairs``: one row per
-    (metric, baseline step, budget) with the paired differences protection − baseline of that metric and of the
-    EER (:func:`mifgsm_lib.evaluation.paired_difference`), the input of :func:`mifgsm_lib.verdicts.dominance`."""
+    protection's budget) with setting B, setting B+ and the EER, each with its 95 % interval. ``pairs``: one row per
+    (protection, metric, baseline step, budget) with the paired differences protection − baseline of that metric
+    and of the EER (:func:`mifgsm_lib.evaluation.paired_difference`), the input of
+    :func:`mifgsm_lib.verdicts.dominance`."""
 
-    method: str
+    methods: tuple[str, ...]
     baseline: str
     points: pd.DataFrame
     pairs: pd.DataFrame
 
+    def pairs_of(self, method: str, metric: str | None = None) -> pd.DataFrame:
+        """The rows of ``pairs`` of ``method`` (and of ``metric``, every metric where it is None)."""
+        if method not in self.methods:
+            raise ValueError(f"method={method!r}: the comparison has {list(self.methods)}")
+        rows = self.pairs[self.pairs["method"] == method]
+        return rows if metric is None else rows[rows["metric"] == metric]
 
-def against_baseline(cfg: RunConfig, study: Study, curve: pipeline.BaselineCurve, method: str = FRONTIER_METHOD,
-                     baseline: str = "ive") -> Comparison:
-    """``method``'s 8-bit photos at every budget of ``study`` against each step of ``baseline``'s ``curve`` (the
-    trade-off chapter's fit), both on the study's images: setting B and the EER (one measurement, so the
-    differences are paired) and setting B+ (another)."""
-    target = study.evaluated
+
+def _budgets(study: Study, method: str) -> list[float]:
+    """The budgets (grey levels) at which ``study`` protected with ``method``; a clear error if none."""
     budgets = sorted(g for m, g in study.templates if m == method)
     if not budgets:
         raise ValueError(f"study: {method!r} was not measured; it has {sorted({m for m, _ in study.templates})}")
+    return budgets
+
+
+def against_baseline(cfg: RunConfig, study: Study, curve: pipeline.BaselineCurve,
+                     protections: Sequence[str] = FRONTIER_METHODS, baseline: str = "ive") -> Comparison:
+    """The 8-bit photos of each of ``protections`` at every budget of ``study`` against each step of ``baseline``'s
+    ``curve`` (the trade-off chapter's fit), all on the study's images: setting B and the EER (one measurement, so
+    every difference is paired) and setting B+ (another)."""
+    target = study.evaluated
+    budgets = {m: _budgets(study, m) for m in methods.check_methods(protections, "iterative", "protections")}
     sets = {REFERENCE: pipeline.templates(cfg)["templates"][target.indices],
             **{SetKey(baseline, "step", float(k)): z[target.indices] for k, z in curve.templates.items()},
-            **{SetKey(method, "eps", grey_eps(g)): study.templates[(method, g)]["uint8"] for g in budgets}}
+            **{SetKey(m, "eps", grey_eps(g)): study.templates[(m, g)]["uint8"] for m, gs in budgets.items()
+               for g in gs}}
     folds = int(cfg.sizes["cv_folds"])
     plain, plain_reps = pipeline.measure_sets(cfg, sets, target, folds=folds)
     plus, plus_reps = pipeline.measure_sets(cfg, sets, target, plus=True, folds=folds)
     keys = ["method", "parameter", "value"]
     points = plain[[*keys, "setting_b", "setting_b_low", "setting_b_high", "eer", "eer_low", "eer_high"]].merge(
         plus[[*keys, *(f"setting_b_plus{end}" for end in ("", "_low", "_high"))]], on=keys, validate="one_to_one")
-    points["grey_levels"] = np.where(points["method"] == method, (points["value"] / GREY_LEVEL).round(6), np.nan)
+    points["grey_levels"] = np.where(points["method"].isin(list(budgets)), (points["value"] / GREY_LEVEL).round(6),
+                                     np.nan)
     rows = []
-    for k in curve.templates:
-        for g in budgets:
-            ours, theirs = SetKey(method, "eps", grey_eps(g)), SetKey(baseline, "step", float(k))
-            eer = evaluation.paired_difference(plain, plain_reps, ours, theirs, "eer")
-            for metric, frame, reps in (("setting_b", plain, plain_reps), ("setting_b_plus", plus, plus_reps)):
-                d = evaluation.paired_difference(frame, reps, ours, theirs, metric)
-                rows.append({"metric": metric, "step": int(k), "baseline_b": float(_value(frame, theirs, metric)),
-                             "baseline_eer": float(_value(plain, theirs, "eer")), "grey_levels": float(g),
-                             "d_b": d.estimate, "d_b_low": d.low, "d_b_high": d.high,
-                             "d_eer": eer.estimate, "d_eer_low": eer.low, "d_eer_high": eer.high})
-    return Comparison(method, baseline, points, pd.DataFrame(rows))
+    for m, gs in budgets.items():
+        for k in curve.templates:
+            for g in gs:
+                ours, theirs = SetKey(m, "eps", grey_eps(g)), SetKey(baseline, "step", float(k))
+                eer = evaluation.paired_difference(plain, plain_reps, ours, theirs, "eer")
+                for metric, frame, reps in (("setting_b", plain, plain_reps), ("setting_b_plus", plus, plus_reps)):
+                    d = evaluation.paired_difference(frame, reps, ours, theirs, metric)
+                    rows.append({"method": m, "metric": metric, "step": int(k),
+                                 "baseline_b": float(_value(frame, theirs, metric)),
+                                 "baseline_eer": float(_value(plain, theirs, "eer")), "grey_levels": float(g),
+                                 "d_b": d.estimate, "d_b_low": d.low, "d_b_high": d.high,
+                                 "d_eer": eer.estimate, "d_eer_low": eer.low, "d_eer_high": eer.high})
+    return Comparison(tuple(budgets), baseline, points, pd.DataFrame(rows))
 
 
-def budget_quality(cfg: RunConfig, study: Study, method: str = FRONTIER_METHOD, n_images: int = MI_BATCH_SIZE
-                   ) -> pd.DataFrame:
-    """How visible ``method``'s 8-bit photos are at each budget of ``study``: the largest change in grey levels,
-    PSNR (dB) and SSIM against the clean photos (:mod:`mifgsm_lib.quality`), means over ``n_images`` labelled
-    images of the study (one stratified batch), protected again as the study protects them."""
+def budget_quality(cfg: RunConfig, study: Study, protections: Sequence[str] = FRONTIER_METHODS,
+                   n_images: int = MI_BATCH_SIZE) -> pd.DataFrame:
+    """How visible the 8-bit photos of each of ``protections`` are at each budget of ``study``: the largest change in
+    grey levels, PSNR (dB) and SSIM against the clean photos (:mod:`mifgsm_lib.quality`), means over ``n_images``
+    labelled images of the study (one stratified batch), protected again as the study protects them. One row per
+    (method label, grey levels)."""
     target = study.evaluated
     labelled = np.flatnonzero(target.labelled)
     batch = labelled[mi.stratified_batches(target.labels[labelled], n_images, cfg.seed)[0][:n_images]]
@@ -224,12 +244,14 @@ def budget_quality(cfg: RunConfig, study: Study, method: str = FRONTIER_METHOD, 
     y = torch.as_tensor(target.labels[batch])
     resources = pipeline.Resources(cfg)
     rows = []
-    for grey in sorted(g for m, g in study.templates if m == method):
-        adv = attacks.store(methods.get(method).build(resources, grey_eps(grey), study.steps)(x, y), "uint8")
-        rows.append({"grey_levels": grey, "images": len(batch), "linf_grey": 255 * float((adv - x).abs().max()),
-                     "psnr": float(np.mean(quality.psnr(x.numpy(), adv.numpy()))),
-                     "ssim": float(np.mean(quality.ssim(x.numpy(), adv.numpy(), progress=False)))})
-    return pd.DataFrame(rows).set_index("grey_levels")
+    for method in methods.check_methods(protections, "iterative", "protections"):
+        for grey in _budgets(study, method):
+            adv = attacks.store(methods.get(method).build(resources, grey_eps(grey), study.steps)(x, y), "uint8")
+            rows.append({"method": methods.label(method), "grey_levels": grey, "images": len(batch),
+                         "linf_grey": 255 * float((adv - x).abs().max()),
+                         "psnr": float(np.mean(quality.psnr(x.numpy(), adv.numpy()))),
+                         "ssim": float(np.mean(quality.ssim(x.numpy(), adv.numpy(), progress=False)))})
+    return pd.DataFrame(rows).set_index(["method", "grey_levels"])
 
 
 def _value(frame: pd.DataFrame, key: SetKey, metric: str) -> float:
@@ -242,7 +264,7 @@ def _value(frame: pd.DataFrame, key: SetKey, metric: str) -> float:
 def comparison_table(comparison: Comparison) -> pd.DataFrame:
     """The comparison's points in percent, one row per set: setting B, setting B+ and the EER."""
     p = comparison.points
-    index = [methods.label(m) + ("" if m == "reference" else f", {methods.budget(g)}" if m == comparison.method
+    index = [methods.label(m) + ("" if m == "reference" else f", {methods.budget(g)}" if m in comparison.methods
                                  else f", step {v:g}")
              for m, v, g in zip(p["method"], p["value"], p["grey_levels"])]
     shown = {"setting_b": "setting B", "setting_b_plus": "setting B+", "eer": "EER"}
