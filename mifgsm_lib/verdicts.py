@@ -491,6 +491,9 @@ def dominance(pairs: pd.DataFrame, down_to: float) -> dict[str, Any]:
     with its closest budget; ``points``: per baseline point, whether it is dominated, beyond the intervals and in
     point estimates, and ``costlier``: dominated, but only by budgets whose EER is higher in point estimate (the
     difference not shown at this size)."""
+    if "method" in pairs and pairs["method"].nunique() > 1:
+        raise ValueError(f"pairs: rows of several protections {sorted(set(pairs['method']))}; expected one "
+                         "protection's (Comparison.pairs_of)")
     rows = pairs.assign(beyond=dominated(pairs), point=(pairs["d_b"] <= 0) & (pairs["d_eer"] <= 0))
     rows["costlier"] = ~rows["beyond"] | (rows["d_eer"] > 0)
     per = (rows.groupby("step").agg(baseline_b=("baseline_b", "first"), baseline_eer=("baseline_eer", "first"),
@@ -528,6 +531,8 @@ def processed_dominance(robust: pd.DataFrame, pairs: pd.DataFrame, method: str, 
     processed = sorted(set(ours.loc[ours["transform"] != "none", "grey_levels"]))
     ours = ours[ours["grey_levels"].isin(processed)]
     steps = pairs[pairs["metric"] == "setting_b"]
+    if "method" in steps:
+        steps = steps[steps["method"] == method]
     every = not (set(steps["grey_levels"]) - set(processed))
     rows = []
     for view, part in ours.groupby("transform", sort=False):

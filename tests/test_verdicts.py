@@ -140,8 +140,9 @@ def test_processed_dominance_judges_the_attackers_setting_b_against_the_stored_e
     assert pd.isna(worse["reach"].iloc[1]) and not worse["holds"].iloc[0]
     text = verdicts.describe_processed_dominance(worse, "erasure-pgd", "ive", 0.75)
     assert "dominates IVE at no point" in text and "do not reach the goal alone" in text
-    both = verdicts.processed_dominance(pd.concat([robust, robust.iloc[[2]].assign(grey_levels=1.0)]).assign(
-        setting_b=[0.82, 0.81, 0.95, 0.78, 0.9, 0.79]), pairs, "erasure-pgd", 0.75)
+    every_robust = pd.concat([robust, robust.iloc[[2]].assign(grey_levels=1.0)]).assign(
+        setting_b=[0.82, 0.81, 0.95, 0.78, 0.9, 0.79])
+    both = verdicts.processed_dominance(every_robust, pairs, "erasure-pgd", 0.75)
     assert both["every_budget"].all() and both["grey_levels"].tolist() == ["1, 2", "1, 2", "2"]
     assert both.set_index("view").loc["jpeg90", "setting_b"] == 0.79, "the lowest setting B of the budgets"
     text = verdicts.describe_processed_dominance(both, "erasure-pgd", "ive", 0.75)
@@ -153,6 +154,12 @@ def test_processed_dominance_judges_the_attackers_setting_b_against_the_stored_e
     assert "not judged" in verdicts.describe_processed_dominance(table.iloc[:0], "erasure-pgd", "ive", 0.75)
     with pytest.raises(ValueError, match="no comparison of 'erasure-pgd' at 2 grey levels"):
         verdicts.processed_dominance(robust, pairs[pairs["grey_levels"] == 1.0], "erasure-pgd", 0.75)
+    # a comparison of several protections: each is judged on its own rows only, never on another's
+    other = pairs.assign(method="erasure-pgd-eot", grey_levels=4.0)  # a budget Erasure-PGD does not have
+    mixed = pd.concat([pairs.assign(method="erasure-pgd"), other], ignore_index=True)
+    pd.testing.assert_frame_equal(verdicts.processed_dominance(every_robust, mixed, "erasure-pgd", 0.75), both)
+    with pytest.raises(ValueError, match=r"pairs: rows of several protections \['erasure-pgd', 'erasure-pgd-eot'\]"):
+        verdicts.dominance(mixed[mixed["metric"] == "setting_b"], 0.75)
 
 
 def test_frontier_goal_needs_every_metric_and_every_processing() -> None:
